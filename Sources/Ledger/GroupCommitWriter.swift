@@ -1,0 +1,166 @@
+import Foundation
+import LMDB
+import Logging
+
+/// The one writer of a ledger: a dedicated thread that takes every queued append request,
+/// applies as many as fit in one write transaction, commits once, and only then answers each
+/// caller. Many concurrent appenders share one fsync ("group commit").
+///
+/// The queue is bounded in events: beyond `queuedEventsMax` a caller is told `overloaded` at
+/// once instead of growing memory without bound.
+final class GroupCommitWriter: @unchecked Sendable {
+    typealias Completion = @Sendable (Result<AppendResult, LedgerError>) -> Void
+
+    private struct Pending {
+        var entries: [AppendEntry]
+        var completion: Completion
+    }
+
+    private let environment: Environment
+    private let tables: LedgerTables
+    private let options: LedgerOptions
+    private let logger: Logger
+    private let clock: @Sendable () -> Int64
+    private let committed: @Sendable (LogHead) -> Void
+
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var queue: [Pending] = []
+    private var queueHead = 0
+    private var queuedEvents = 0
+    private var isClosing = false
+    private var isFinished = false
+    private var head: LogHead
+
+    private static let staleReaderCheckSeconds = 30.0
+
+    init(
+        environment: Environment, tables: LedgerTables, options: LedgerOptions, head: LogHead, logger: Logger,
+        clock: @escaping @Sendable () -> Int64, committed: @escaping @Sendable (LogHead) -> Void
+    ) {
+        self.environment = environment
+        self.tables = tables
+        self.options = options
+        self.head = head
+        self.logger = logger
+        self.clock = clock
+        self.committed = committed
+        let thread = Thread { [self] in self.run() }
+        thread.name = "fapiao-ledger-writer"
+        thread.start()
+    }
+
+    /// Queues a request; `completion` runs on the writer thread after the commit (or refusal).
+    func submit(_ entries: [AppendEntry], completion: @escaping Completion) {
+        condition.lock()
+        if isClosing {
+            condition.unlock()
+            return completion(.failure(.closed))
+        }
+        if queuedEvents > 0 && queuedEvents + entries.count > options.queuedEventsMax {
+            condition.unlock()
+            return completion(.failure(.overloaded(queuedEventsMax: options.queuedEventsMax)))
+        }
+        queue.append(Pending(entries: entries, completion: completion))
+        queuedEvents += entries.count
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Stops taking requests, finishes what is queued, and waits for the thread to end.
+    func close() {
+        condition.lock()
+        isClosing = true
+        condition.broadcast()
+        while !isFinished { condition.wait() }
+        condition.unlock()
+    }
+
+    var currentHead: LogHead {
+        condition.lock()
+        defer { condition.unlock() }
+        return head
+    }
+
+    // MARK: The writer thread
+
+    private func run() {
+        var lastStaleCheck = Date()
+        while let batch = nextBatch() {
+            commit(batch)
+            if Date().timeIntervalSince(lastStaleCheck) > Self.staleReaderCheckSeconds {
+                lastStaleCheck = Date()
+                if let cleared = try? environment.clearStaleReaders(), cleared > 0 {
+                    logger.info("cleared stale reader slots", metadata: ["count": "\(cleared)"])
+                }
+            }
+        }
+        condition.lock()
+        isFinished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits for work, then takes whole requests up to `batchEventsMax` events (at least one).
+    /// Returns nil when closing and the queue is drained.
+    private func nextBatch() -> [Pending]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queueHead == queue.count {
+            if isClosing { return nil }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: Self.staleReaderCheckSeconds))
+        }
+        var batch: [Pending] = []
+        var events = 0
+        while queueHead < queue.count {
+            let next = queue[queueHead]
+            if !batch.isEmpty && events + next.entries.count > options.batchEventsMax { break }
+            batch.append(next)
+            events += next.entries.count
+            queueHead += 1
+        }
+        queuedEvents -= events
+        if queueHead == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            queueHead = 0
+        } else if queueHead > 1024 {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+        return batch
+    }
+
+    private func commit(_ batch: [Pending]) {
+        let start = head
+        var applier = BatchApplier(tables: tables, options: options, head: start)
+        let now = max(clock(), start.recordedMicros)
+        var results: [Result<AppendResult, LedgerError>] = []
+        results.reserveCapacity(batch.count)
+        do {
+            try environment.write { txn in
+                for pending in batch {
+                    results.append(try applier.apply(pending.entries, recordedMicros: now, in: txn))
+                }
+            }
+        } catch {
+            let failure = Self.ledgerError(error, mapSizeBytes: environment.usage().mapSizeBytes)
+            logger.error("append batch failed; nothing of it was written", metadata: ["error": "\(failure)"])
+            for pending in batch { pending.completion(.failure(failure)) }
+            return
+        }
+        condition.lock()
+        head = applier.head
+        condition.unlock()
+        if applier.head.position != start.position { committed(applier.head) }
+        for (pending, result) in zip(batch, results) { pending.completion(result) }
+    }
+
+    static func ledgerError(_ error: any Error, mapSizeBytes: Int) -> LedgerError {
+        switch error {
+        case let ledger as LedgerError: return ledger
+        case LMDBError.mapFull: return .mapFull(mapSizeBytes: mapSizeBytes)
+        case LMDBError.noSpace: return .diskFull
+        default: return .storage("\(error)")
+        }
+    }
+}

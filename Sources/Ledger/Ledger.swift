@@ -1,0 +1,322 @@
+import Foundation
+import LMDB
+import Logging
+import Synchronization
+
+/// An append-only event ledger in one LMDB environment directory.
+///
+///     let ledger = try Ledger.open(at: "./fapiao.ledger", options: LedgerOptions(), logger: logger)
+///     let result = try await ledger.append([AppendEntry(event, expecting: .noStream)])
+///     let records = try ledger.stream("24112000000015301234", fromVersion: 1, limit: 100)
+///
+/// One process writes, through the group-commit writer; any number read, in this process or
+/// others (open with `readOnly`). Reads use MVCC snapshots and never block the writer.
+public final class Ledger: Sendable {
+    public let path: String
+    public let options: LedgerOptions
+    let environment: Environment
+    let tables: LedgerTables
+    private let writer: GroupCommitWriter?
+    private let logger: Logger
+    private let headWatchers = Mutex<HeadWatchers>(HeadWatchers())
+
+    private init(path: String, options: LedgerOptions, environment: Environment, tables: LedgerTables, writer: GroupCommitWriter?, logger: Logger) {
+        self.path = path
+        self.options = options
+        self.environment = environment
+        self.tables = tables
+        self.writer = writer
+        self.logger = logger
+    }
+
+    /// Opens the ledger at directory `path`, creating it when writable and absent.
+    /// - `clock`: microseconds since the epoch, for recorded times (tests pass their own).
+    public static func open(
+        at path: String, options: LedgerOptions = LedgerOptions(), logger: Logger = Logger(label: "fapiao.ledger"),
+        clock: @escaping @Sendable () -> Int64 = Ledger.systemClockMicros
+    ) throws -> Ledger {
+        let environment = try openEnvironment(at: path, options: options)
+        let tables: LedgerTables
+        do {
+            tables = try LedgerTables.open(in: environment, create: !options.readOnly)
+        } catch LMDBError.notFound {
+            throw LedgerError.incompatible(path: path, reason: "it has no fapiao tables")
+        }
+        try checkFormat(of: environment, tables: tables, path: path)
+        let cleared = try environment.clearStaleReaders()
+        if cleared > 0 { logger.info("cleared stale reader slots at open", metadata: ["count": "\(cleared)"]) }
+        guard !options.readOnly else {
+            return Ledger(path: path, options: options, environment: environment, tables: tables, writer: nil, logger: logger)
+        }
+        let head = try readHead(environment: environment, tables: tables)
+        let box = LedgerBox()
+        let writer = GroupCommitWriter(
+            environment: environment, tables: tables, options: options, head: head, logger: logger, clock: clock,
+            committed: { head in box.ledger?.publish(head: head.position) })
+        let ledger = Ledger(path: path, options: options, environment: environment, tables: tables, writer: writer, logger: logger)
+        box.ledger = ledger
+        return ledger
+    }
+
+    /// Stops the writer after it has committed everything queued. Later appends fail with `closed`.
+    public func close() {
+        writer?.close()
+        headWatchers.withLock { $0.finishAll() }
+    }
+
+    deinit { writer?.close() }
+
+    public static let systemClockMicros: @Sendable () -> Int64 = {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
+    }
+
+    // MARK: Appending
+
+    /// Appends the entries atomically (all or none), answering after the commit is durable.
+    /// Throws `LedgerError`: a refusal (expectation, idempotency conflict, invalid) is also
+    /// recorded as a `Rejection`.
+    public func append(_ entries: [AppendEntry]) async throws(LedgerError) -> AppendResult {
+        guard let writer else { throw .readOnly }
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<AppendResult, LedgerError>, Never>) in
+            writer.submit(entries) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+
+    /// Appends from a thread that may block (not from a Swift concurrency task).
+    public func appendBlocking(_ entries: [AppendEntry]) throws(LedgerError) -> AppendResult {
+        guard let writer else { throw .readOnly }
+        let done = DispatchSemaphore(value: 0)
+        let box = Mutex<Result<AppendResult, LedgerError>?>(nil)
+        writer.submit(entries) { result in
+            box.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        return try box.withLock { $0! }.get()
+    }
+
+    // MARK: Reading
+
+    /// The last position in the log (0 when empty).
+    public func headPosition() throws -> UInt64 {
+        try environment.read { txn in try Self.lastPosition(in: txn, tables: tables) }
+    }
+
+    /// The record at `position`, or nil when there is none.
+    public func record(at position: UInt64) throws -> Record? {
+        try environment.read { txn in
+            try txn.recordBytes(at: position, tables: tables).map { try RecordCodec.decode($0) }
+        }
+    }
+
+    /// Up to `limit` records from `position` on (clamped to `readEventsMax`), in one snapshot.
+    public func records(from position: UInt64, limit: Int) throws -> [Record] {
+        let limit = min(max(limit, 0), options.readEventsMax)
+        guard limit > 0 else { return [] }
+        return try environment.read { txn in
+            try txn.withCursor(tables.log) { cursor in
+                var out: [Record] = []
+                out.reserveCapacity(min(limit, 1024))
+                var entry = try cursor.seek(atLeast: BigEndian.bytes(max(position, 1)))
+                while let current = entry, out.count < limit {
+                    out.append(try RecordCodec.decode(current.value))
+                    entry = try cursor.next()
+                }
+                return out
+            }
+        }
+    }
+
+    /// Up to `limit` records of `stream` from stream version `fromVersion` (1-based) on.
+    public func stream(_ stream: String, fromVersion: UInt64 = 1, limit: Int) throws -> [Record] {
+        let limit = min(max(limit, 0), options.readEventsMax)
+        guard limit > 0, Validation.isIndexable(stream: stream) else { return [] }
+        let prefix = Array(stream.utf8) + [0]
+        return try environment.read { txn in
+            var positions: [UInt64] = []
+            try txn.withCursor(tables.streams) { cursor in
+                var entry = try cursor.seek(atLeast: LedgerKeys.streamVersion(stream, max(fromVersion, 1)))
+                while let current = entry, positions.count < limit,
+                    current.key.count == prefix.count + 8, current.key.starts(with: prefix)
+                {
+                    positions.append(BigEndian.uint64(current.value))
+                    entry = try cursor.next()
+                }
+            }
+            return try positions.map { position in
+                guard let bytes = try txn.recordBytes(at: position, tables: tables) else {
+                    throw LedgerError.corruptRecord(position: position, reason: "the stream index points at a missing record")
+                }
+                return try RecordCodec.decode(bytes)
+            }
+        }
+    }
+
+    /// The current version of `stream`: how many events it has.
+    public func streamVersion(_ stream: String) throws -> UInt64 {
+        guard Validation.isIndexable(stream: stream) else { return 0 }
+        return try environment.read { txn in try txn.streamVersion(stream, tables: tables) }
+    }
+
+    /// The position recorded for `(source, id)`, if that event was ever appended.
+    public func position(source: String, id: String) throws -> UInt64? {
+        try environment.read { txn in
+            try txn.get(tables.idempotency, key: LedgerKeys.idempotency(source: source, id: id)).map {
+                $0.withUnsafeBytes { BigEndian.uint64($0) }
+            }
+        }
+    }
+
+    /// Refused appends from `sequence` on, oldest first.
+    public func rejections(from sequence: UInt64 = 1, limit: Int) throws -> [Rejection] {
+        let limit = min(max(limit, 0), options.readEventsMax)
+        return try environment.read { txn in
+            try txn.withCursor(tables.rejections) { cursor in
+                var out: [Rejection] = []
+                var entry = try cursor.seek(atLeast: BigEndian.bytes(max(sequence, 1)))
+                while let current = entry, out.count < limit {
+                    out.append(try Rejection.decode(current.value))
+                    entry = try cursor.next()
+                }
+                return out
+            }
+        }
+    }
+
+    /// Refused appends whose request named `stream`, oldest first.
+    public func rejections(forStream stream: String, limit: Int) throws -> [Rejection] {
+        guard Validation.isIndexable(stream: stream) else { return [] }
+        let limit = min(max(limit, 0), options.readEventsMax)
+        return try environment.read { txn in
+            var sequences: [[UInt8]] = []
+            try txn.withCursor(tables.rejectionsByStream) { cursor in
+                var entry = try cursor.seek(exactly: Array(stream.utf8))
+                while let current = entry, sequences.count < limit {
+                    sequences.append(Array(current.value))
+                    entry = try cursor.nextDuplicate()
+                }
+            }
+            return try sequences.compactMap { key in
+                try txn.get(tables.rejections, key: key).map { try $0.withUnsafeBytes { try Rejection.decode($0) } }
+            }
+        }
+    }
+
+    /// How full the map is.
+    public func storageUsage() -> Environment.Usage { environment.usage() }
+
+    // MARK: Watching the head
+
+    /// A stream of head positions, one after each commit that added records (coalesced when
+    /// the consumer is slow: only the newest head matters). Ends when the ledger closes.
+    public func headUpdates() -> AsyncStream<UInt64> {
+        let (stream, continuation) = AsyncStream.makeStream(of: UInt64.self, bufferingPolicy: .bufferingNewest(1))
+        let id = headWatchers.withLock { $0.add(continuation) }
+        continuation.onTermination = { [weak self] _ in self?.headWatchers.withLock { $0.remove(id) } }
+        return stream
+    }
+
+    private func publish(head position: UInt64) {
+        headWatchers.withLock { $0.yield(position) }
+    }
+
+    // MARK: Opening
+
+    private static func openEnvironment(at path: String, options: LedgerOptions) throws -> Environment {
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        if exists && !isDirectory.boolValue {
+            throw LedgerError.incompatible(path: path, reason: "it is a file; a ledger is a directory")
+        }
+        if !exists {
+            guard !options.readOnly else { throw LedgerError.notFound(path: path) }
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } else if options.readOnly && !FileManager.default.fileExists(atPath: path + "/data.mdb") {
+            throw LedgerError.notFound(path: path)
+        }
+        let envOptions = Environment.Options(
+            mapSizeBytes: options.mapSizeBytes, tablesMax: 32, readersMax: options.readersMax,
+            readOnly: options.readOnly, noSync: false)
+        do {
+            return try Environment(path: path, options: envOptions)
+        } catch LMDBError.invalid {
+            throw LedgerError.incompatible(path: path, reason: "data.mdb is not an LMDB file")
+        } catch {
+            throw LedgerError.storage("cannot open \(path): \(error)")
+        }
+    }
+
+    private static func checkFormat(of environment: Environment, tables: LedgerTables, path: String) throws {
+        if !environment.options.readOnly {
+            try environment.write { txn in
+                if try txn.get(tables.meta, key: LedgerTables.formatKey) == nil {
+                    try txn.put(tables.meta, key: LedgerTables.formatKey, value: LedgerTables.formatValue, flags: [.noOverwrite])
+                }
+            }
+        }
+        let format = try environment.read { txn in try txn.get(tables.meta, key: LedgerTables.formatKey) }
+        guard format == LedgerTables.formatValue else {
+            let found = format.map { String(decoding: $0, as: UTF8.self) } ?? "none"
+            throw LedgerError.incompatible(path: path, reason: "format \(found), expected \(String(decoding: LedgerTables.formatValue, as: UTF8.self))")
+        }
+    }
+
+    static func lastPosition(in txn: Transaction, tables: LedgerTables) throws -> UInt64 {
+        try txn.withCursor(tables.log) { cursor in
+            try cursor.last().map { BigEndian.uint64($0.key) } ?? 0
+        }
+    }
+
+    /// The writer's starting point, read from the log itself: the last record's hash is the
+    /// chain's head, so nothing derived needs to be kept in step with it.
+    private static func readHead(environment: Environment, tables: LedgerTables) throws -> LogHead {
+        try environment.read { txn in
+            var head = LogHead(position: 0, hash: RecordCodec.genesisHash, recordedMicros: 0, rejectionSequence: 0)
+            try txn.withCursor(tables.log) { cursor in
+                if let last = try cursor.last() {
+                    let record = try RecordCodec.decode(last.value)
+                    head.position = BigEndian.uint64(last.key)
+                    guard record.position == head.position else {
+                        throw LedgerError.corruptRecord(position: head.position, reason: "the record says position \(record.position)")
+                    }
+                    head.hash = RecordCodec.hash(last.value)
+                    head.recordedMicros = record.recordedMicros
+                }
+            }
+            try txn.withCursor(tables.rejections) { cursor in
+                if let last = try cursor.last() { head.rejectionSequence = BigEndian.uint64(last.key) }
+            }
+            return head
+        }
+    }
+}
+
+/// Lets the writer's commit callback reach the ledger without a retain cycle.
+private final class LedgerBox: @unchecked Sendable {
+    weak var ledger: Ledger?
+}
+
+struct HeadWatchers: ~Copyable {
+    private var nextID = 0
+    private var continuations: [Int: AsyncStream<UInt64>.Continuation] = [:]
+
+    mutating func add(_ continuation: AsyncStream<UInt64>.Continuation) -> Int {
+        nextID += 1
+        continuations[nextID] = continuation
+        return nextID
+    }
+
+    mutating func remove(_ id: Int) { continuations[id] = nil }
+
+    func yield(_ position: UInt64) {
+        for continuation in continuations.values { continuation.yield(position) }
+    }
+
+    mutating func finishAll() {
+        for continuation in continuations.values { continuation.finish() }
+        continuations = [:]
+    }
+}

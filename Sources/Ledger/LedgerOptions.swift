@@ -1,0 +1,46 @@
+/// How a ledger is opened. Every limit is named with its unit last.
+public struct LedgerOptions: Sendable {
+    /// The memory map's size: the most the ledger can hold until reopened with more. Sparse.
+    public var mapSizeBytes: Int
+    /// Open read-only: for reading while another process writes.
+    public var readOnly: Bool
+    /// The largest stored record (header, attributes and data).
+    public var recordBytesMax: Int
+    /// The most events one append request may carry (it is written in one transaction).
+    public var requestEventsMax: Int
+    /// The most events the group-commit writer puts in one transaction.
+    public var batchEventsMax: Int
+    /// The most events waiting for the writer; beyond it appenders get `overloaded`.
+    public var queuedEventsMax: Int
+    /// The most records one read returns.
+    public var readEventsMax: Int
+    /// Concurrent readers across processes.
+    public var readersMax: UInt32
+
+    public static let defaultMapSizeBytes = 64 << 30
+
+    public init(
+        mapSizeBytes: Int = LedgerOptions.defaultMapSizeBytes, readOnly: Bool = false,
+        recordBytesMax: Int = 256 << 10, requestEventsMax: Int = 10_000, batchEventsMax: Int = 10_000,
+        queuedEventsMax: Int = 100_000, readEventsMax: Int = 10_000, readersMax: UInt32 = 254
+    ) {
+        self.mapSizeBytes = mapSizeBytes
+        self.readOnly = readOnly
+        self.recordBytesMax = recordBytesMax
+        self.requestEventsMax = requestEventsMax
+        self.batchEventsMax = batchEventsMax
+        self.queuedEventsMax = queuedEventsMax
+        self.readEventsMax = readEventsMax
+        self.readersMax = readersMax
+    }
+
+    public static var readOnlyDefault: LedgerOptions { LedgerOptions(readOnly: true) }
+
+    // Field limits: they keep every index key within LMDB's 511-byte key limit.
+    public static let streamBytesMax = 256
+    public static let sourceBytesMax = 255
+    public static let idBytesMax = 255
+    public static let typeBytesMax = 255
+    public static let timeBytesMax = 64
+    public static let contentTypeBytesMax = 255
+}

@@ -1,0 +1,196 @@
+import Crypto
+
+/// An event as an appender hands it to the ledger: a CloudEvent's attributes and its `data`
+/// bytes, which the ledger stores byte-exact and never parses.
+public struct NewEvent: Sendable, Hashable {
+    /// The stream (CloudEvents `subject`): an invoice key, `system/<id>`, `system/<id>/user/<id>`.
+    public var stream: String
+    public var type: String
+    public var source: String
+    /// Unique within `source`; `(source, id)` is the idempotency key.
+    public var id: String
+    /// The CloudEvents `time` exactly as the source sent it (RFC 3339).
+    public var time: String
+    /// `time` as microseconds since the Unix epoch (UTC): the real-world clock of the event.
+    public var occurredMicros: Int64
+    public var dataContentType: String?
+    /// The CloudEvents `data`, byte-exact.
+    public var data: [UInt8]
+
+    public init(
+        stream: String, type: String, source: String, id: String, time: String, occurredMicros: Int64,
+        dataContentType: String? = nil, data: [UInt8]
+    ) {
+        self.stream = stream
+        self.type = type
+        self.source = source
+        self.id = id
+        self.time = time
+        self.occurredMicros = occurredMicros
+        self.dataContentType = dataContentType
+        self.data = data
+    }
+
+    /// Two events are the same content when everything but the ledger's own fields match.
+    /// A retry of an append compares equal; a different event reusing `(source, id)` does not.
+    func hasSameContent(as record: Record) -> Bool {
+        stream == record.stream && type == record.type && source == record.source && id == record.id
+            && occurredMicros == record.occurredMicros && dataContentType == record.dataContentType
+            && data == record.data
+    }
+}
+
+/// A stored event: what the appender sent plus the ledger's position, stream version,
+/// recorded time and the previous record's hash.
+public struct Record: Sendable, Hashable {
+    public var position: UInt64
+    public var streamVersion: UInt64
+    /// When the ledger committed it: microseconds since the Unix epoch. Never decreases.
+    public var recordedMicros: Int64
+    public var previousHash: [UInt8]
+    public var stream: String
+    public var type: String
+    public var source: String
+    public var id: String
+    public var time: String
+    public var occurredMicros: Int64
+    public var dataContentType: String?
+    public var data: [UInt8]
+}
+
+/// The stored byte layout of a record (version 1). `docs/storage-format.md` is its contract.
+///
+///     offset  size  field
+///     0       1     format version (1)
+///     1       1     flags: bit 0 = datacontenttype present
+///     2       8     position, big-endian
+///     10      8     stream version, big-endian
+///     18      8     recorded time, µs since epoch, big-endian two's complement
+///     26      8     occurred time, µs since epoch, big-endian two's complement
+///     34      32    previous record's hash (zeros before position 1)
+///     66      2+n   stream (UTF-8), length-prefixed big-endian
+///             2+n   type
+///             2+n   source
+///             2+n   id
+///             2+n   time, as sent
+///             2+n   datacontenttype (length 0 when absent)
+///             4+n   data
+///
+/// The record hash is SHA-256 over all of these bytes, so it covers the previous hash: a chain.
+public enum RecordCodec {
+    public static let formatVersion: UInt8 = 1
+    public static let hashBytes = 32
+    static let fixedBytes = 66
+    static let headerBytes = fixedBytes + 6 * 2 + 4
+    public static let genesisHash = [UInt8](repeating: 0, count: hashBytes)
+
+    /// Size of the encoding of `event`, without encoding it.
+    static func encodedSize(of event: NewEvent) -> Int {
+        headerBytes + event.stream.utf8.count + event.type.utf8.count + event.source.utf8.count
+            + event.id.utf8.count + event.time.utf8.count + (event.dataContentType?.utf8.count ?? 0)
+            + event.data.count
+    }
+
+    /// Encodes into `buffer` (cleared first, capacity reused).
+    static func encode(
+        _ event: NewEvent, position: UInt64, streamVersion: UInt64, recordedMicros: Int64,
+        previousHash: [UInt8], into buffer: inout [UInt8]
+    ) {
+        precondition(previousHash.count == hashBytes, "previous hash must be 32 bytes")
+        buffer.removeAll(keepingCapacity: true)
+        buffer.append(formatVersion)
+        buffer.append(event.dataContentType == nil ? 0 : 1)
+        BigEndian.append(position, to: &buffer)
+        BigEndian.append(streamVersion, to: &buffer)
+        BigEndian.append(UInt64(bitPattern: recordedMicros), to: &buffer)
+        BigEndian.append(UInt64(bitPattern: event.occurredMicros), to: &buffer)
+        buffer.append(contentsOf: previousHash)
+        appendShort(event.stream, to: &buffer)
+        appendShort(event.type, to: &buffer)
+        appendShort(event.source, to: &buffer)
+        appendShort(event.id, to: &buffer)
+        appendShort(event.time, to: &buffer)
+        appendShort(event.dataContentType ?? "", to: &buffer)
+        BigEndian.append(UInt32(event.data.count), to: &buffer)
+        buffer.append(contentsOf: event.data)
+    }
+
+    private static func appendShort(_ text: String, to buffer: inout [UInt8]) {
+        let utf8 = text.utf8
+        precondition(utf8.count <= Int(UInt16.max), "field longer than 65535 bytes")
+        BigEndian.append(UInt16(utf8.count), to: &buffer)
+        buffer.append(contentsOf: utf8)
+    }
+
+    /// Decodes stored bytes. Throws `LedgerError.corruptRecord` when they do not parse:
+    /// every length is checked against the buffer before it is used.
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(LedgerError) -> Record {
+        var reader = Reader(bytes: bytes)
+        guard bytes.count >= headerBytes, bytes[0] == formatVersion else {
+            throw .corruptRecord(position: nil, reason: "unknown format version or short record (\(bytes.count) bytes)")
+        }
+        let flags = bytes[1]
+        reader.offset = 2
+        let position = reader.uint64()
+        let streamVersion = reader.uint64()
+        let recorded = Int64(bitPattern: reader.uint64())
+        let occurred = Int64(bitPattern: reader.uint64())
+        let previousHash = Array(UnsafeRawBufferPointer(rebasing: bytes[34..<66]))
+        reader.offset = fixedBytes
+        guard let stream = reader.short(), let type = reader.short(), let source = reader.short(),
+            let id = reader.short(), let time = reader.short(), let contentType = reader.short(),
+            let data = reader.long(), reader.offset == bytes.count
+        else {
+            throw .corruptRecord(position: position, reason: "field lengths do not match the record size")
+        }
+        return Record(
+            position: position, streamVersion: streamVersion, recordedMicros: recorded,
+            previousHash: previousHash, stream: stream, type: type, source: source, id: id, time: time,
+            occurredMicros: occurred, dataContentType: flags & 1 == 1 ? contentType : nil, data: data)
+    }
+
+    /// The position stored inside a record, without decoding the rest.
+    static func position(of bytes: UnsafeRawBufferPointer) -> UInt64? {
+        bytes.count >= headerBytes ? BigEndian.uint64(bytes, at: 2) : nil
+    }
+
+    /// The previous-hash field of a record, without decoding the rest.
+    static func previousHash(of bytes: UnsafeRawBufferPointer) -> [UInt8]? {
+        bytes.count >= headerBytes ? Array(UnsafeRawBufferPointer(rebasing: bytes[34..<66])) : nil
+    }
+
+    /// SHA-256 of the stored bytes: the record hash.
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        Array(SHA256.hash(data: bytes))
+    }
+
+    private struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        mutating func uint64() -> UInt64 {
+            defer { offset += 8 }
+            return BigEndian.uint64(bytes, at: offset)
+        }
+
+        mutating func short() -> String? {
+            guard offset + 2 <= bytes.count else { return nil }
+            let length = Int(BigEndian.uint16(bytes, at: offset))
+            return text(length: length, after: 2)
+        }
+
+        mutating func long() -> [UInt8]? {
+            guard offset + 4 <= bytes.count else { return nil }
+            let length = Int(BigEndian.uint32(bytes, at: offset))
+            guard offset + 4 + length <= bytes.count else { return nil }
+            defer { offset += 4 + length }
+            return Array(UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + 4 + length)]))
+        }
+
+        private mutating func text(length: Int, after prefix: Int) -> String? {
+            guard offset + prefix + length <= bytes.count else { return nil }
+            defer { offset += prefix + length }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(offset + prefix)..<(offset + prefix + length)]), as: UTF8.self)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import LMDB
+
+/// The ledger's tables, all in one LMDB environment so one write transaction updates them
+/// atomically. `docs/storage-format.md` documents each key and value.
+struct LedgerTables: Sendable {
+    /// position (8 bytes, big-endian) → record bytes. Written with `MDB_APPEND`.
+    let log: Table
+    /// stream ‖ 0x00 ‖ version (8 bytes, big-endian) → position (8 bytes).
+    let streams: Table
+    /// source ‖ 0x00 ‖ id → position (8 bytes): the idempotency index, kept forever.
+    let idempotency: Table
+    /// sequence (8 bytes, big-endian) → rejection (JSON). Refused appends, kept as facts.
+    let rejections: Table
+    /// stream → sequence (8 bytes), duplicates sorted: the rejections that named a stream.
+    let rejectionsByStream: Table
+    /// name → value: format marker and ledger metadata.
+    let meta: Table
+
+    static let formatKey = Array("format".utf8)
+    static let formatValue = Array("fapiao-ledger/1".utf8)
+
+    static func open(in environment: Environment, create: Bool) throws -> LedgerTables {
+        func table(_ name: String, _ flags: TableFlags = []) throws -> Table {
+            try environment.openTable(name, flags: flags, create: create)
+        }
+        return LedgerTables(
+            log: try table("log"),
+            streams: try table("streams"),
+            idempotency: try table("idempotency"),
+            rejections: try table("rejections"),
+            rejectionsByStream: try table("rejections_by_stream", [.duplicateSort, .duplicateFixed]),
+            meta: try table("meta"))
+    }
+}
+
+/// Key encodings shared by the writer and the readers.
+enum LedgerKeys {
+    static func position(_ position: UInt64) -> [UInt8] { BigEndian.bytes(position) }
+
+    /// stream ‖ 0x00 ‖ version. Stream names hold no NUL, so a stream's keys sort together
+    /// and before any longer stream name that shares the prefix.
+    static func streamVersion(_ stream: String, _ version: UInt64) -> [UInt8] {
+        var key = [UInt8]()
+        key.reserveCapacity(stream.utf8.count + 9)
+        key.append(contentsOf: stream.utf8)
+        key.append(0)
+        BigEndian.append(version, to: &key)
+        return key
+    }
+
+    /// The first key after every version of `stream`: stream ‖ 0x01.
+    static func streamEnd(_ stream: String) -> [UInt8] {
+        var key = Array(stream.utf8)
+        key.append(1)
+        return key
+    }
+
+    static func idempotency(source: String, id: String) -> [UInt8] {
+        var key = [UInt8]()
+        key.reserveCapacity(source.utf8.count + id.utf8.count + 1)
+        key.append(contentsOf: source.utf8)
+        key.append(0)
+        key.append(contentsOf: id.utf8)
+        return key
+    }
+}
+
+extension Transaction {
+    /// The current version of `stream` (0 when it has no events): one seek past its last key.
+    func streamVersion(_ stream: String, tables: LedgerTables) throws -> UInt64 {
+        let prefixCount = stream.utf8.count + 1
+        return try withCursor(tables.streams) { cursor -> UInt64 in
+            let entry: Cursor.Entry?
+            if try cursor.seek(atLeast: LedgerKeys.streamEnd(stream)) != nil {
+                entry = try cursor.previous()
+            } else {
+                entry = try cursor.last()
+            }
+            guard let entry, entry.key.count == prefixCount + 8 else { return 0 }
+            let name = UnsafeRawBufferPointer(rebasing: entry.key[0..<(prefixCount - 1)])
+            let matches = name.elementsEqual(stream.utf8)
+            guard matches, entry.key[prefixCount - 1] == 0 else { return 0 }
+            return BigEndian.uint64(entry.key, at: prefixCount)
+        }
+    }
+
+    /// The stored record bytes at `position`.
+    func recordBytes(at position: UInt64, tables: LedgerTables) throws -> UnsafeRawBufferPointer? {
+        var key = position.bigEndian
+        return try withUnsafeBytes(of: &key) { try get(tables.log, key: $0) }
+    }
+}
+
