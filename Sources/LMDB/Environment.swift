@@ -140,13 +140,22 @@ public final class Environment: @unchecked Sendable {
         if create {
             return try write { txn in try txn.openTable(name, flags: flags.union(.create)) }
         }
-        // Open in a fresh read transaction (not a pooled one): a table handle opened in a
-        // transaction becomes visible to others only once that transaction ends normally.
+        // Open in a fresh read transaction, then commit it: a table handle opened in a
+        // transaction is closed again if that transaction aborts (even a read-only one).
         var raw: OpaquePointer?
         try LMDBError.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &raw))
         let txn = Transaction(environment: self, handle: raw!, readOnly: true)
-        defer { txn.finish(); mdb_txn_abort(raw) }
-        return try txn.openTable(name, flags: flags)
+        let table: Table
+        do {
+            table = try txn.openTable(name, flags: flags)
+        } catch {
+            txn.finish()
+            mdb_txn_abort(raw)
+            throw error
+        }
+        txn.finish()
+        try LMDBError.check(mdb_txn_commit(raw))
+        return table
     }
 
     // MARK: Maintenance

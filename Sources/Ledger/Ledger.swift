@@ -186,6 +186,13 @@ public final class Ledger: Sendable {
         }
     }
 
+    /// How many appends were refused (the last rejection's sequence).
+    public func rejectionCount() throws -> UInt64 {
+        try environment.read { txn in
+            try txn.withCursor(tables.rejections) { cursor in try cursor.last().map { BigEndian.uint64($0.key) } ?? 0 }
+        }
+    }
+
     /// Refused appends whose request named `stream`, oldest first.
     public func rejections(forStream stream: String, limit: Int) throws -> [Rejection] {
         guard Validation.isIndexable(stream: stream) else { return [] }

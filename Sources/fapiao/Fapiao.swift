@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Ledger
+
+@main
+struct Fapiao: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fapiao",
+        abstract: "An event-sourced ledger for Chinese VAT invoices (发票): find out when and why an invoice is missing.",
+        discussion: """
+            Every action on an invoice, from every system that touches it, is an immutable event in an \
+            embedded LMDB ledger (a directory). No server is needed for any command.
+
+            The ledger is --ledger PATH, or $FAPIAO_LEDGER, or ./fapiao.ledger.
+
+            Examples:
+              fapiao import events.jsonl            append CloudEvents JSON Lines (see docs/events.md)
+              fapiao status                         head position, tables, map usage
+              fapiao log --from 1 --limit 20        the global log
+              fapiao stream 24112000000015301234    one invoice's events
+              fapiao rejections                     appends the ledger refused, and why
+              fapiao check                          re-read every record and verify the hash chain
+
+            Exit codes: 0 ok; 1 a check found a problem; 64 bad usage; 65 bad input (nothing recorded); \
+            66 no ledger at the path; 73 map or disk full (nothing of the batch written); \
+            74 storage error; 75 writer overloaded (retry).
+            """,
+        version: "0.1.0",
+        subcommands: [
+            StatusCommand.self, LogCommand.self, StreamCommand.self, RejectionsCommand.self,
+            CheckCommand.self,
+        ]
+    )
+}
+
+/// Options every command takes.
+struct LedgerOptionsGroup: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The ledger directory.", valueName: "PATH"))
+    var ledger: String = ProcessInfo.processInfo.environment["FAPIAO_LEDGER"] ?? "./fapiao.ledger"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Memory map size in GiB: the most the ledger can hold until reopened with more ($FAPIAO_MAP_SIZE_GIB).",
+        valueName: "GiB"))
+    var mapSizeGib: Int = Int(ProcessInfo.processInfo.environment["FAPIAO_MAP_SIZE_GIB"] ?? "") ?? 64
+
+    func ledgerOptions(readOnly: Bool) throws -> LedgerOptions {
+        guard mapSizeGib > 0, mapSizeGib <= 1 << 16 else {
+            throw ValidationError("--map-size-gib must be between 1 and 65536, got \(mapSizeGib)")
+        }
+        return LedgerOptions(mapSizeBytes: mapSizeGib << 30, readOnly: readOnly)
+    }
+
+    /// Opens the ledger, turning failures into messages that say how to fix them.
+    func open(readOnly: Bool) throws -> Ledger {
+        try CLIError.wrap { try Ledger.open(at: ledger, options: ledgerOptions(readOnly: readOnly)) }
+    }
+}
+
+struct FormatOption: ParsableArguments {
+    @Option(name: .long, help: "Output format: human or json.")
+    var format: OutputFormat = .human
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case human, json
+}
