@@ -63,7 +63,7 @@ let package = Package(
             name: "LedgerTests",
             dependencies: ["Ledger", "LMDB", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["fapiao", "ledger-torture"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Ledger", "fapiao", "ledger-torture"]),
     ],
     swiftLanguageModes: [.v6]
 )

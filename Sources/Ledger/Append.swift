@@ -55,7 +55,10 @@ struct BatchApplier {
         head.recordedMicros = recordedMicros
         switch try plan(entries, in: txn) {
         case let .failure(refusal):
-            try recordRejection(refusal.error, entry: entries[refusal.index], request: entries, in: txn)
+            // An empty request names no event, so there is nothing to record about it.
+            if entries.indices.contains(refusal.index) {
+                try recordRejection(refusal.error, entry: entries[refusal.index], request: entries, in: txn)
+            }
             return .failure(refusal.error)
         case let .success(plan):
             return .success(try write(entries, plan: plan, in: txn))
@@ -81,7 +84,9 @@ struct BatchApplier {
         }
         var steps: [Step] = []
         steps.reserveCapacity(entries.count)
-        var versions: [String: UInt64] = [:]
+        // Keyed by bytes, as the indexes are: canonically equal names ("é" composed or not)
+        // compare equal as Swift strings but are different streams.
+        var versions: [[UInt8]: UInt64] = [:]
         var ids: [[UInt8]: Int] = [:]
         for (index, entry) in entries.enumerated() {
             let event = entry.event
@@ -107,11 +112,12 @@ struct BatchApplier {
                 steps.append(.duplicate(position: original))
                 continue
             }
-            let current = try versions[event.stream] ?? txn.streamVersion(event.stream, tables: tables)
+            let streamKey = Array(event.stream.utf8)
+            let current = try versions[streamKey] ?? txn.streamVersion(event.stream, tables: tables)
             guard entry.expectation.holds(forCurrentVersion: current) else {
                 return .failure(Refusal(index: index, error: .expectationFailed(stream: event.stream, expected: entry.expectation, actualVersion: current)))
             }
-            versions[event.stream] = current + 1
+            versions[streamKey] = current + 1
             steps.append(.append(streamVersion: current + 1))
         }
         return .success(steps)

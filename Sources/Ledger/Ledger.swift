@@ -61,7 +61,8 @@ public final class Ledger: Sendable {
     /// Stops the writer after it has committed everything queued. Later appends fail with `closed`.
     public func close() {
         writer?.close()
-        headWatchers.withLock { $0.finishAll() }
+        // Finish outside the lock: finishing runs each stream's onTermination, which takes it.
+        for continuation in headWatchers.withLock({ $0.removeAll() }) { continuation.finish() }
     }
 
     deinit { writer?.close() }
@@ -322,8 +323,9 @@ struct HeadWatchers: ~Copyable {
         for continuation in continuations.values { continuation.yield(position) }
     }
 
-    mutating func finishAll() {
-        for continuation in continuations.values { continuation.finish() }
-        continuations = [:]
+    /// Forgets every watcher and hands their continuations back, for finishing outside the lock.
+    mutating func removeAll() -> [AsyncStream<UInt64>.Continuation] {
+        defer { continuations = [:] }
+        return Array(continuations.values)
     }
 }

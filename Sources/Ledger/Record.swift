@@ -33,9 +33,12 @@ public struct NewEvent: Sendable, Hashable {
 
     /// Two events are the same content when everything but the ledger's own fields match.
     /// A retry of an append compares equal; a different event reusing `(source, id)` does not.
+    /// Text compares byte for byte, as stored: canonically equal strings are not the same bytes.
     func hasSameContent(as record: Record) -> Bool {
-        stream == record.stream && type == record.type && source == record.source && id == record.id
-            && occurredMicros == record.occurredMicros && dataContentType == record.dataContentType
+        func same(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+        return same(stream, record.stream) && same(type, record.type) && same(source, record.source)
+            && same(id, record.id) && same(time, record.time) && occurredMicros == record.occurredMicros
+            && dataContentType.map { Array($0.utf8) } == record.dataContentType.map { Array($0.utf8) }
             && data == record.data
     }
 }

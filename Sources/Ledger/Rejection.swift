@@ -34,7 +34,7 @@ public struct Rejection: Codable, Sendable, Equatable {
         var rejection = Rejection(
             sequence: sequence, recordedMicros: recordedMicros, reason: .invalid, message: error.description,
             stream: entry.event.stream, type: entry.event.type, source: entry.event.source, id: entry.event.id,
-            requestStreams: Array(Set(request.map(\.event.stream))).sorted(), requestEvents: request.count)
+            requestStreams: distinctStreams(of: request), requestEvents: request.count)
         switch error {
         case let .expectationFailed(_, expected, actual):
             rejection.reason = .expectationFailed
@@ -47,6 +47,13 @@ public struct Rejection: Codable, Sendable, Equatable {
             rejection.reason = .invalid
         }
         return rejection
+    }
+
+    /// Distinct by bytes, as the streams index is (a `Set<String>` would merge canonically
+    /// equal names that are different streams), sorted.
+    private static func distinctStreams(of request: [AppendEntry]) -> [String] {
+        var seen = Set<[UInt8]>()
+        return request.map(\.event.stream).filter { seen.insert(Array($0.utf8)).inserted }.sorted()
     }
 
     func encoded() -> [UInt8] {

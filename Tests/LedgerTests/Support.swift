@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @testable import Ledger
 
 /// A fresh directory per test: LMDB environments must never be opened twice in one process.
@@ -28,4 +29,128 @@ enum Fixture {
     static func entry(stream: String = "24112000000015301234", id: String, expecting: StreamExpectation = .any) -> AppendEntry {
         AppendEntry(event(stream: stream, id: id), expecting: expecting)
     }
+}
+
+// MARK: Opening and closing for real
+
+/// Opens a ledger, runs `body`, closes the ledger and waits until its LMDB environment is
+/// really gone, so the same directory may be opened again (LMDB must never have one directory
+/// open twice in a process: its locks are per process).
+func withLedger<T>(
+    at path: String, options: LedgerOptions = LedgerOptions(),
+    clock: @escaping @Sendable () -> Int64 = Ledger.systemClockMicros,
+    _ body: (Ledger) async throws -> T
+) async throws -> T {
+    var ledger: Ledger? = try Ledger.open(at: path, options: options, clock: clock)
+    weak let environment = ledger?.environment
+    let outcome: Result<T, any Error>
+    do {
+        outcome = .success(try await body(ledger!))
+    } catch {
+        outcome = .failure(error)
+    }
+    ledger?.close()
+    ledger = nil
+    // The writer thread lets go of the environment just after `close()` returns.
+    var waits = 0
+    while environment != nil && waits < 10_000 {
+        try await Task.sleep(for: .milliseconds(1))
+        waits += 1
+    }
+    guard environment == nil else { throw TestFailure("the ledger's environment is still open after close()") }
+    return try outcome.get()
+}
+
+/// The error an append threw, or nil when it succeeded.
+func appendError(_ ledger: Ledger, _ entries: [AppendEntry]) async -> LedgerError? {
+    do {
+        _ = try await ledger.append(entries)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+/// The reason of an `invalid` error, or nil for any other outcome.
+func invalidReason(_ error: LedgerError?) -> String? {
+    if case let .invalid(reason) = error { return reason }
+    return nil
+}
+
+/// A clock for the writer that can hold it inside its first batch: the writer reads the clock
+/// at the start of each batch, so while the gate is shut the queue fills deterministically.
+final class GatedClock: @unchecked Sendable {
+    private let state = Mutex<(shut: Bool, calls: Int)>((shut: true, calls: 0))
+    private let gate = DispatchSemaphore(value: 0)
+    static let micros: Int64 = 1_735_635_600_000_000
+
+    var now: @Sendable () -> Int64 {
+        { [self] in
+            let mustWait = state.withLock { state -> Bool in
+                state.calls += 1
+                return state.shut
+            }
+            if mustWait { gate.wait() }
+            return Self.micros
+        }
+    }
+
+    /// How many batches the writer has begun.
+    var calls: Int { state.withLock { $0.calls } }
+
+    func open() {
+        let wasShut = state.withLock { state -> Bool in
+            defer { state.shut = false }
+            return state.shut
+        }
+        if wasShut { gate.signal() }
+    }
+
+    /// Waits (bounded) until `condition` holds; true when it did.
+    static func eventually(_ condition: () -> Bool) async throws -> Bool {
+        for _ in 0..<20_000 {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        return condition()
+    }
+}
+
+// MARK: Files on disk
+
+/// Flips one byte inside the only occurrence of `marker` in `file` (the byte at `offset` in
+/// the marker). Fails when the marker is absent or not unique: the patch must be unambiguous.
+func flipByte(of marker: String, at offset: Int = 0, in file: String) throws {
+    var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+    let needle = Array(marker.utf8)
+    var found: [Int] = []
+    if bytes.count >= needle.count {
+        for start in 0...(bytes.count - needle.count) where bytes[start] == needle[0] {
+            if bytes[start..<(start + needle.count)].elementsEqual(needle) { found.append(start) }
+        }
+    }
+    guard found.count == 1 else {
+        throw TestFailure("marker \(marker) occurs \(found.count) times in \(file)")
+    }
+    bytes[found[0] + offset] ^= 0x20
+    try Data(bytes).write(to: URL(fileURLWithPath: file))
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs a program to its end; returns its exit status and standard output.
+func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
