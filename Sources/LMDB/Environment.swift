@@ -158,6 +158,23 @@ public final class Environment: @unchecked Sendable {
         return table
     }
 
+    /// The names of the environment's named tables (the keys of LMDB's main table).
+    public func tableNames() throws -> [String] {
+        try read { txn in
+            var dbi: MDB_dbi = 0
+            try LMDBError.check(mdb_dbi_open(txn.handle, nil, 0, &dbi))
+            return try txn.withCursor(Table(name: "", dbi: dbi)) { cursor in
+                var names: [String] = []
+                var entry = try cursor.first()
+                while let current = entry {
+                    names.append(String(decoding: current.key, as: UTF8.self))
+                    entry = try cursor.next()
+                }
+                return names
+            }
+        }
+    }
+
     // MARK: Maintenance
 
     /// Clears reader slots left by processes that died. Returns how many were cleared.

@@ -95,7 +95,7 @@ struct BatchApplier {
             }
             let idKey = LedgerKeys.idempotency(source: event.source, id: event.id)
             if let earlier = ids[idKey] {
-                guard entries[earlier].event == event else {
+                guard entries[earlier].event.hasSameContent(as: event) else {
                     return .failure(Refusal(index: index, error: .invalid(reason: "id \(event.id) from \(event.source) appears twice in one request with different content")))
                 }
                 steps.append(.duplicateOfEntry(earlier))
@@ -168,6 +168,12 @@ struct BatchApplier {
         head.hash = buffer.withUnsafeBytes { RecordCodec.hash($0) }
         head.position = position
         return position
+    }
+
+    /// Stores the chain head (position and hash) beside the log, in the same transaction: a
+    /// record altered after the fact, even the last one, no longer matches it.
+    func storeHead(in txn: Transaction) throws {
+        try txn.put(tables.meta, key: LedgerTables.headKey, value: StoredHead(position: head.position, hash: head.hash).bytes, flags: [])
     }
 
     private mutating func recordRejection(_ error: LedgerError, entry: AppendEntry, request: [AppendEntry], in txn: Transaction) throws {

@@ -11,6 +11,10 @@ public struct ChainReport: Sendable, Equatable {
         case brokenLink(position: UInt64, expected: String, found: String)
         /// The record does not decode.
         case undecodable(position: UInt64, reason: String)
+        /// The last record's hash differs from the head stored at its commit: it was altered.
+        case headMismatch(position: UInt64, stored: String, computed: String)
+        /// The log ends before the head stored at the last commit: records were removed.
+        case truncated(storedHead: UInt64, logEnds: UInt64)
 
         public var position: UInt64 {
             switch self {
@@ -18,6 +22,8 @@ public struct ChainReport: Sendable, Equatable {
             case let .positionMismatch(key, _): key
             case let .brokenLink(position, _, _): position
             case let .undecodable(position, _): position
+            case let .headMismatch(position, _, _): position
+            case let .truncated(_, ends): ends + 1
             }
         }
 
@@ -28,6 +34,9 @@ public struct ChainReport: Sendable, Equatable {
             case let .brokenLink(position, expected, found):
                 "position \(position): previous-hash is \(found), but the record before hashes to \(expected)"
             case let .undecodable(position, reason): "position \(position) does not decode: \(reason)"
+            case let .headMismatch(position, stored, computed):
+                "position \(position) (the last record) hashes to \(computed), but the head stored at its commit is \(stored)"
+            case let .truncated(stored, ends): "the log ends at \(ends), but the head stored at the last commit is \(stored)"
             }
         }
     }
@@ -86,7 +95,18 @@ extension Ledger {
             }
             progress?(report.lastPosition)
         }
+        if report.problem == nil { report.problem = try checkStoredHead(against: report) }
         return report
+    }
+
+    /// The last record is covered by no later link; the head stored beside the log covers it.
+    private func checkStoredHead(against report: ChainReport) throws -> ChainReport.Problem? {
+        guard let stored = try environment.read({ txn in try StoredHead.read(in: txn, tables: tables) }) else { return nil }
+        if stored.position > report.lastPosition, report.lastPosition == (try headPosition()) {
+            return .truncated(storedHead: stored.position, logEnds: report.lastPosition)
+        }
+        guard stored.position == report.lastPosition, stored.hash != report.lastHash else { return nil }
+        return .headMismatch(position: stored.position, stored: stored.hash.hex, computed: report.lastHash.hex)
     }
 
     private static func check(_ entry: Cursor.Entry, after report: ChainReport) -> ChainReport.Problem? {

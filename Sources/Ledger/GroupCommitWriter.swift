@@ -31,6 +31,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var isClosing = false
     private var isFinished = false
     private var head: LogHead
+    /// Set before the thread starts; cleared when it ends. Guarded by `condition`.
+    private var thread: Thread?
 
     private static let staleReaderCheckSeconds = 30.0
 
@@ -47,6 +49,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         self.committed = committed
         let thread = Thread { [self] in self.run() }
         thread.name = "fapiao-ledger-writer"
+        self.thread = thread
         thread.start()
     }
 
@@ -68,11 +71,15 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// Stops taking requests, finishes what is queued, and waits for the thread to end.
+    /// Called on the writer thread itself (the last reference to a ledger can be dropped by a
+    /// completion running there), it only asks the thread to stop: waiting would deadlock.
     func close() {
         condition.lock()
         isClosing = true
         condition.broadcast()
-        while !isFinished { condition.wait() }
+        if Thread.current !== thread {
+            while !isFinished { condition.wait() }
+        }
         condition.unlock()
     }
 
@@ -97,6 +104,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         condition.lock()
         isFinished = true
+        thread = nil // the thread's closure holds this writer: break the cycle
         condition.broadcast()
         condition.unlock()
     }
@@ -141,6 +149,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 for pending in batch {
                     results.append(try applier.apply(pending.entries, recordedMicros: now, in: txn))
                 }
+                if applier.head.position != start.position { try applier.storeHead(in: txn) }
             }
         } catch {
             let failure = Self.ledgerError(error, mapSizeBytes: environment.usage().mapSizeBytes)

@@ -36,6 +36,10 @@ public final class Ledger: Sendable {
         clock: @escaping @Sendable () -> Int64 = Ledger.systemClockMicros
     ) throws -> Ledger {
         let environment = try openEnvironment(at: path, options: options)
+        let existing = try environment.tableNames()
+        if !existing.isEmpty && !existing.contains("meta") {
+            throw LedgerError.incompatible(path: path, reason: "it is an LMDB environment of another program (tables: \(existing.prefix(5).joined(separator: ", ")))")
+        }
         let tables: LedgerTables
         do {
             tables = try LedgerTables.open(in: environment, create: !options.readOnly)
@@ -222,7 +226,10 @@ public final class Ledger: Sendable {
     /// the consumer is slow: only the newest head matters). Ends when the ledger closes.
     public func headUpdates() -> AsyncStream<UInt64> {
         let (stream, continuation) = AsyncStream.makeStream(of: UInt64.self, bufferingPolicy: .bufferingNewest(1))
-        let id = headWatchers.withLock { $0.add(continuation) }
+        guard let id = headWatchers.withLock({ $0.add(continuation) }) else {
+            continuation.finish()
+            return stream
+        }
         continuation.onTermination = { [weak self] _ in self?.headWatchers.withLock { $0.remove(id) } }
         return stream
     }
@@ -292,6 +299,11 @@ public final class Ledger: Sendable {
                     }
                     head.hash = RecordCodec.hash(last.value)
                     head.recordedMicros = record.recordedMicros
+                    if let stored = try StoredHead.read(in: txn, tables: tables), stored != StoredHead(position: head.position, hash: head.hash) {
+                        throw LedgerError.corruptRecord(
+                            position: head.position,
+                            reason: "the log's last record (position \(head.position)) does not match the head stored at the last commit (position \(stored.position)); it was altered or removed after it was committed, so the writer will not chain onto it")
+                    }
                 }
             }
             try txn.withCursor(tables.rejections) { cursor in
@@ -311,7 +323,11 @@ struct HeadWatchers: ~Copyable {
     private var nextID = 0
     private var continuations: [Int: AsyncStream<UInt64>.Continuation] = [:]
 
-    mutating func add(_ continuation: AsyncStream<UInt64>.Continuation) -> Int {
+    private var isClosed = false
+
+    /// Nil once the ledger is closed: there will be no more heads.
+    mutating func add(_ continuation: AsyncStream<UInt64>.Continuation) -> Int? {
+        guard !isClosed else { return nil }
         nextID += 1
         continuations[nextID] = continuation
         return nextID
@@ -325,7 +341,7 @@ struct HeadWatchers: ~Copyable {
 
     /// Forgets every watcher and hands their continuations back, for finishing outside the lock.
     mutating func removeAll() -> [AsyncStream<UInt64>.Continuation] {
-        defer { continuations = [:] }
+        defer { continuations = [:]; isClosed = true }
         return Array(continuations.values)
     }
 }

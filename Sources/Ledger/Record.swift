@@ -31,16 +31,18 @@ public struct NewEvent: Sendable, Hashable {
         self.data = data
     }
 
-    /// Two events are the same content when everything but the ledger's own fields match.
+    /// Two events are the same content when everything but the ledger's own fields match,
+    /// byte for byte as stored (canonically equal strings are not the same bytes).
     /// A retry of an append compares equal; a different event reusing `(source, id)` does not.
-    /// Text compares byte for byte, as stored: canonically equal strings are not the same bytes.
-    func hasSameContent(as record: Record) -> Bool {
+    func hasSameContent(as other: NewEvent) -> Bool {
         func same(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
-        return same(stream, record.stream) && same(type, record.type) && same(source, record.source)
-            && same(id, record.id) && same(time, record.time) && occurredMicros == record.occurredMicros
-            && dataContentType.map { Array($0.utf8) } == record.dataContentType.map { Array($0.utf8) }
-            && data == record.data
+        return same(stream, other.stream) && same(type, other.type) && same(source, other.source)
+            && same(id, other.id) && same(time, other.time) && occurredMicros == other.occurredMicros
+            && dataContentType.map { Array($0.utf8) } == other.dataContentType.map { Array($0.utf8) }
+            && data == other.data
     }
+
+    func hasSameContent(as record: Record) -> Bool { hasSameContent(as: record.event) }
 }
 
 /// A stored event: what the appender sent plus the ledger's position, stream version,
@@ -59,6 +61,12 @@ public struct Record: Sendable, Hashable {
     public var occurredMicros: Int64
     public var dataContentType: String?
     public var data: [UInt8]
+
+    /// The event as its appender sent it.
+    public var event: NewEvent {
+        NewEvent(stream: stream, type: type, source: source, id: id, time: time, occurredMicros: occurredMicros,
+                 dataContentType: dataContentType, data: data)
+    }
 }
 
 /// The stored byte layout of a record (version 1). `docs/storage-format.md` is its contract.

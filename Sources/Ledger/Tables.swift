@@ -18,6 +18,8 @@ struct LedgerTables: Sendable {
 
     static let formatKey = Array("format".utf8)
     static let formatValue = Array("fapiao-ledger/1".utf8)
+    /// The chain head as of the last commit: position (8 bytes) ‖ record hash (32 bytes).
+    static let headKey = Array("head".utf8)
 
     static func open(in environment: Environment, create: Bool) throws -> LedgerTables {
         func table(_ name: String, _ flags: TableFlags = []) throws -> Table {
@@ -91,3 +93,28 @@ extension Transaction {
     }
 }
 
+
+/// The chain head kept in `meta`, written in every transaction that appends.
+struct StoredHead: Equatable {
+    var position: UInt64
+    var hash: [UInt8]
+
+    var bytes: [UInt8] { BigEndian.bytes(position) + hash }
+
+    init(position: UInt64, hash: [UInt8]) {
+        self.position = position
+        self.hash = hash
+    }
+
+    init?(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count == 8 + RecordCodec.hashBytes else { return nil }
+        position = BigEndian.uint64(bytes)
+        hash = Array(UnsafeRawBufferPointer(rebasing: bytes[8...]))
+    }
+
+    static func read(in txn: Transaction, tables: LedgerTables) throws -> StoredHead? {
+        try LedgerTables.headKey.withUnsafeBytes { key in
+            try txn.get(tables.meta, key: key).flatMap { StoredHead($0) }
+        }
+    }
+}

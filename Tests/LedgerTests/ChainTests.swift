@@ -63,29 +63,30 @@ import Testing
         }
     }
 
-    /// Tampering with the last record leaves no later link to break: the chain alone verifies.
-    /// What detects it is a head hash kept elsewhere (a signed head, an audit export): the
-    /// reported last hash no longer matches it.
-    @Test func aTamperedLastRecordIsDetectableOnlyByAKeptHeadHash() async throws {
+    /// Tampering with the last record leaves no later link to break; the head stored beside
+    /// the log at each commit catches it, and a writer refuses to chain onto it.
+    @Test func aTamperedLastRecordIsCaughtByTheStoredHead() async throws {
         let dir = TemporaryDirectory()
         let path = dir.ledgerPath
-        let keptHead = try await withLedger(at: path) { ledger throws in
+        _ = try await withLedger(at: path) { ledger throws in
             let entries = (1...10).map { n in
                 AppendEntry(Fixture.event(id: "e\(n)", data: n == 10 ? #"{"marker":"TAMPER-ME-10"}"# : #"{"n":\#(n)}"#))
             }
             _ = try await ledger.append(entries)
-            return try ledger.verifyChain().lastHash
         }
         try flipByte(of: "TAMPER-ME-10", in: path + "/data.mdb")
-        try await withLedger(at: path) { ledger throws in
+        try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
             let report = try ledger.verifyChain()
-            #expect(report.isIntact)
             #expect(report.checked == 10)
-            #expect(report.lastHash != keptHead)
-            // A writer reopening the ledger chains onto the tampered record: from then on the
-            // tampering is part of the chain, so the head must be kept before it is extended.
-            _ = try await ledger.append([Fixture.entry(id: "e11")])
-            #expect(try ledger.verifyChain().isIntact)
+            guard case .headMismatch(position: 10, _, _) = report.problem else {
+                Issue.record("expected a head mismatch at 10, got \(String(describing: report.problem))")
+                return
+            }
+        }
+        let error = #expect(throws: LedgerError.self) { try Ledger.open(at: path) }
+        guard case .corruptRecord(position: 10, _) = error else {
+            Issue.record("a writer must refuse to chain onto a tampered head, got \(String(describing: error))")
+            return
         }
     }
 }

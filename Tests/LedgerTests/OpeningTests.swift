@@ -71,7 +71,21 @@ import Testing
             try env.write { txn in try txn.put(table, key: [1], value: [2], flags: []) }
         }
         let error = #expect(throws: LedgerError.self) { try Ledger.open(at: dir.path, options: Self.readOnly) }
-        #expect(incompatibleReason(error)?.contains("no fapiao tables") == true)
+        #expect(incompatibleReason(error)?.contains("another program") == true)
+    }
+
+    /// Opened for writing, a foreign LMDB environment is refused too, and left unchanged.
+    @Test func aForeignLMDBEnvironmentIsIncompatibleForWriting() throws {
+        let dir = TemporaryDirectory()
+        do {
+            let env = try Environment(path: dir.path, options: Environment.Options(mapSizeBytes: 1 << 20))
+            let table = try env.openTable("other", create: true)
+            try env.write { txn in try txn.put(table, key: [1], value: [2], flags: []) }
+        }
+        let error = #expect(throws: LedgerError.self) { try Ledger.open(at: dir.path) }
+        #expect(incompatibleReason(error)?.contains("another program") == true)
+        let env = try Environment(path: dir.path, options: Environment.Options(mapSizeBytes: 1 << 20))
+        #expect(try env.tableNames() == ["other"])
     }
 
     /// A ledger of another format version is refused, never rewritten.
