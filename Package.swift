@@ -36,11 +36,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Importing CloudEvents JSON Lines: validate everything, then append; all or nothing.
+        .target(
+            name: "Ingestion",
+            dependencies: [
+                "Ledger",
+                "FapiaoDomain",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The command-line tool: argument parsing and printing only.
         .executableTarget(
             name: "fapiao",
             dependencies: [
                 "Ledger",
+                "Ingestion",
+                "FapiaoDomain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -59,6 +70,7 @@ let package = Package(
         ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "FapiaoDomainTests", dependencies: ["FapiaoDomain"]),
+        .testTarget(name: "IngestionTests", dependencies: ["Ingestion", "Ledger", "FapiaoDomain"]),
         .testTarget(
             name: "LedgerTests",
             dependencies: ["Ledger", "LMDB", .product(name: "Crypto", package: "swift-crypto")]
@@ -68,8 +80,3 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
-// TEMPORARY while the domain module is written in parallel: FAPIAO_SKIP_DOMAIN=1 leaves it out.
-import Foundation
-if ProcessInfo.processInfo.environment["FAPIAO_SKIP_DOMAIN"] == "1" {
-    package.targets.removeAll { $0.name.hasPrefix("FapiaoDomain") }
-}

@@ -16,7 +16,7 @@ public final class Ledger: Sendable {
     public let options: LedgerOptions
     let environment: Environment
     let tables: LedgerTables
-    private let writer: GroupCommitWriter?
+    let writer: GroupCommitWriter?
     private let logger: Logger
     private let headWatchers = Mutex<HeadWatchers>(HeadWatchers())
 
@@ -83,11 +83,7 @@ public final class Ledger: Sendable {
     /// Throws `LedgerError`: a refusal (expectation, idempotency conflict, invalid) is also
     /// recorded as a `Rejection`.
     public func append(_ entries: [AppendEntry]) async throws(LedgerError) -> AppendResult {
-        guard let writer else { throw .readOnly }
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<AppendResult, LedgerError>, Never>) in
-            writer.submit(entries) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
+        try await enqueue(entries).result()
     }
 
     /// Appends from a thread that may block (not from a Swift concurrency task).

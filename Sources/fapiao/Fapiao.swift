@@ -27,7 +27,7 @@ struct Fapiao: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            StatusCommand.self, LogCommand.self, StreamCommand.self, RejectionsCommand.self,
+            ImportCommand.self, StatusCommand.self, LogCommand.self, StreamCommand.self, RejectionsCommand.self,
             CheckCommand.self,
         ]
     )

@@ -1,0 +1,33 @@
+# fapiao: two commands from a fresh machine.
+#   make demo   installs what is missing, builds, runs the demo on ./demo.ledger
+#   make test   installs what is missing, runs every test
+SHELL := /bin/bash
+SWIFT ?= swift
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEMO_LEDGER ?= ./demo.ledger
+
+.PHONY: deps build test demo bench clean
+
+# LMDB (library, headers, pkg-config file) and its command-line tools (mdb_stat, mdb_dump).
+deps:
+	@if ! pkg-config --exists lmdb 2>/dev/null || ! command -v mdb_stat >/dev/null 2>&1; then \
+		echo "installing liblmdb-dev lmdb-utils"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq liblmdb-dev lmdb-utils pkg-config; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release --product fapiao
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: build
+	@bash tools/demo.sh $(DEMO_LEDGER) .build/release/fapiao
+
+bench: deps
+	$(SWIFT) build -c release --product ledger-bench
+	.build/release/ledger-bench
+
+clean:
+	rm -rf .build $(DEMO_LEDGER)
