@@ -25,7 +25,9 @@ public final class Transaction {
         precondition(isOpen, "transaction used outside its closure")
     }
 
-    func openTable(_ name: String, flags: TableFlags) throws -> Table {
+    /// Opens (with `.create`, creates) a named table in this transaction. Its handle is usable by
+    /// other transactions only once this one commits; if it aborts, the handle is closed.
+    public func openTable(_ name: String, flags: TableFlags) throws -> Table {
         var dbi: MDB_dbi = 0
         try LMDBError.check(mdb_dbi_open(handle, name, flags.rawValue, &dbi))
         return Table(name: name, dbi: dbi)
@@ -87,6 +89,13 @@ public final class Transaction {
     public func clear(_ table: Table) throws {
         assertOpen()
         try LMDBError.check(mdb_drop(handle, table.dbi, 0))
+    }
+
+    /// Deletes `table` and its name from the environment. Its handle is closed when this
+    /// transaction commits: forget it.
+    public func drop(_ table: Table) throws {
+        assertOpen()
+        try LMDBError.check(mdb_drop(handle, table.dbi, 1))
     }
 
     /// Number of entries in `table`.

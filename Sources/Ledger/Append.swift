@@ -33,27 +33,54 @@ struct LogHead: Sendable, Equatable {
 /// Applies append requests inside one write transaction. Each request is validated and
 /// planned completely before any of it is written, so a refused request leaves nothing behind
 /// except its rejection record; requests earlier in the same batch are visible to later ones.
+///
+/// An append writes only its record (and the head); the index keys of what the batch appends
+/// are kept in `appended` for the writer to add to the `TailIndex` after the commit.
 struct BatchApplier {
     let tables: LedgerTables
     let options: LedgerOptions
+    let tail: TailIndex
+    /// The head the batch started from: the tail covers everything through it.
+    let startPosition: UInt64
     var head: LogHead
-    /// Reused encoding buffer: one record at a time.
+    /// Index keys of the records this batch appended, in order.
+    private(set) var appended: [TailEntry] = []
+    /// The records this batch appended, for a commit observer.
+    private(set) var records: [Record] = []
+    let collectsRecords: Bool
+    /// Stream versions and ids this batch appended: later requests of the batch see them.
+    private var batchVersions: [ByteKey: UInt64] = [:]
+    private var batchIDs: [IdKey: UInt64] = [:]
+    /// Reused buffers: one record and one key at a time.
     private var buffer: [UInt8] = []
+    private var keyBuffer: [UInt8] = []
 
-    init(tables: LedgerTables, options: LedgerOptions, head: LogHead) {
+    struct TailEntry {
+        var stream: String
+        var version: UInt64
+        var source: String
+        var id: String
+        var position: UInt64
+    }
+
+    init(tables: LedgerTables, options: LedgerOptions, tail: TailIndex, head: LogHead, collectsRecords: Bool) {
+        self.collectsRecords = collectsRecords
         self.tables = tables
         self.options = options
+        self.tail = tail
         self.head = head
+        self.startPosition = head.position
         buffer.reserveCapacity(4096)
+        keyBuffer.reserveCapacity(512)
     }
 
     /// Applies one request. A refusal is returned (and recorded), never thrown; thrown errors
     /// are storage failures that doom the whole transaction.
-    mutating func apply(_ entries: [AppendEntry], recordedMicros: Int64, in txn: Transaction)
+    mutating func apply(_ entries: [AppendEntry], recordedMicros: Int64, in txn: Transaction, streams: Cursor)
         throws -> Result<AppendResult, LedgerError>
     {
         head.recordedMicros = recordedMicros
-        switch try plan(entries, in: txn) {
+        switch try plan(entries, in: txn, streams: streams) {
         case let .failure(refusal):
             // An empty request names no event, so there is nothing to record about it.
             if entries.indices.contains(refusal.index) {
@@ -77,31 +104,31 @@ struct BatchApplier {
         case duplicateOfEntry(Int)
     }
 
-    private func plan(_ entries: [AppendEntry], in txn: Transaction) throws -> Result<[Step], Refusal> {
+    private mutating func plan(_ entries: [AppendEntry], in txn: Transaction, streams: Cursor) throws -> Result<[Step], Refusal> {
         if entries.isEmpty { return .failure(Refusal(index: 0, error: .invalid(reason: "an append needs at least one event"))) }
         if entries.count > options.requestEventsMax {
             return .failure(Refusal(index: 0, error: .invalid(reason: "\(entries.count) events in one request; at most \(options.requestEventsMax)")))
         }
         var steps: [Step] = []
         steps.reserveCapacity(entries.count)
-        // Keyed by bytes, as the indexes are: canonically equal names ("é" composed or not)
-        // compare equal as Swift strings but are different streams.
-        var versions: [[UInt8]: UInt64] = [:]
-        var ids: [[UInt8]: Int] = [:]
+        // Only a request of several entries needs its own view of what it has planned so far.
+        var requestVersions: [ByteKey: UInt64] = [:]
+        var requestIDs: [IdKey: Int] = [:]
+        let isSingle = entries.count == 1
         for (index, entry) in entries.enumerated() {
             let event = entry.event
             if let problem = Validation.problem(with: event, recordBytesMax: options.recordBytesMax) {
                 return .failure(Refusal(index: index, error: .invalid(reason: problem)))
             }
-            let idKey = LedgerKeys.idempotency(source: event.source, id: event.id)
-            if let earlier = ids[idKey] {
+            let idKey = IdKey(source: event.source, id: event.id)
+            if !isSingle, let earlier = requestIDs[idKey] {
                 guard entries[earlier].event.hasSameContent(as: event) else {
                     return .failure(Refusal(index: index, error: .invalid(reason: "id \(event.id) from \(event.source) appears twice in one request with different content")))
                 }
                 steps.append(.duplicateOfEntry(earlier))
                 continue
             }
-            ids[idKey] = index
+            if !isSingle { requestIDs[idKey] = index }
             if let original = try originalPosition(of: idKey, in: txn) {
                 guard let stored = try txn.recordBytes(at: original, tables: tables) else {
                     throw LedgerError.corruptRecord(position: original, reason: "the idempotency index points at a missing record")
@@ -112,21 +139,34 @@ struct BatchApplier {
                 steps.append(.duplicate(position: original))
                 continue
             }
-            let streamKey = Array(event.stream.utf8)
-            let current = try versions[streamKey] ?? txn.streamVersion(event.stream, tables: tables)
+            let streamKey = ByteKey(event.stream)
+            let current = try requestVersions[streamKey] ?? currentVersion(of: streamKey, streams: streams)
             guard entry.expectation.holds(forCurrentVersion: current) else {
                 return .failure(Refusal(index: index, error: .expectationFailed(stream: event.stream, expected: entry.expectation, actualVersion: current)))
             }
-            versions[streamKey] = current + 1
+            if !isSingle { requestVersions[streamKey] = current + 1 }
             steps.append(.append(streamVersion: current + 1))
         }
         return .success(steps)
     }
 
-    private func originalPosition(of idKey: [UInt8], in txn: Transaction) throws -> UInt64? {
-        try idKey.withUnsafeBytes { key in
-            try txn.get(tables.idempotency, key: key).map { BigEndian.uint64($0) }
+    /// Newest first: this batch, the tail, the B-tree.
+    private mutating func originalPosition(of key: IdKey, in txn: Transaction) throws -> UInt64? {
+        if let position = batchIDs[key] ?? tail.position(of: key, atOrBefore: startPosition) { return position }
+        keyBuffer.removeAll(keepingCapacity: true)
+        keyBuffer.append(contentsOf: key.source.text.utf8)
+        keyBuffer.append(0)
+        keyBuffer.append(contentsOf: key.id.text.utf8)
+        return try keyBuffer.withUnsafeBytes { bytes in
+            try txn.get(tables.idempotency, key: bytes).map { BigEndian.uint64($0) }
         }
+    }
+
+    /// Newest first: this batch, the tail, the B-tree.
+    private func currentVersion(of stream: ByteKey, streams: Cursor) throws -> UInt64 {
+        if let version = batchVersions[stream] { return version }
+        if let entry = tail.latest(of: stream, atOrBefore: startPosition) { return entry.version }
+        return try streams.streamVersion(stream.text)
     }
 
     private mutating func write(_ entries: [AppendEntry], plan: [Step], in txn: Transaction) throws -> AppendResult {
@@ -148,6 +188,7 @@ struct BatchApplier {
 
     private mutating func appendRecord(_ event: NewEvent, streamVersion: UInt64, in txn: Transaction) throws -> UInt64 {
         let position = head.position + 1
+        let previousHash = collectsRecords ? head.hash : []
         RecordCodec.encode(
             event, position: position, streamVersion: streamVersion, recordedMicros: head.recordedMicros,
             previousHash: head.hash, into: &buffer)
@@ -158,15 +199,18 @@ struct BatchApplier {
                 // MDB_APPEND: LMDB refuses a key that does not sort last. A free gaplessness check.
                 try txn.put(tables.log, key: key, value: value, flags: [.append])
             }
-            try LedgerKeys.streamVersion(event.stream, streamVersion).withUnsafeBytes { streamKey in
-                try txn.put(tables.streams, key: streamKey, value: key, flags: [.noOverwrite])
-            }
-            try LedgerKeys.idempotency(source: event.source, id: event.id).withUnsafeBytes { idKey in
-                try txn.put(tables.idempotency, key: idKey, value: key, flags: [.noOverwrite])
-            }
         }
-        head.hash = buffer.withUnsafeBytes { RecordCodec.hash($0) }
+        buffer.withUnsafeBytes { RecordCodec.hash($0, into: &head.hash) }
         head.position = position
+        batchVersions[ByteKey(event.stream)] = streamVersion
+        batchIDs[IdKey(source: event.source, id: event.id)] = position
+        appended.append(TailEntry(stream: event.stream, version: streamVersion, source: event.source, id: event.id, position: position))
+        if collectsRecords {
+            records.append(Record(
+                position: position, streamVersion: streamVersion, recordedMicros: head.recordedMicros, previousHash: previousHash,
+                stream: event.stream, type: event.type, source: event.source, id: event.id, time: event.time,
+                occurredMicros: event.occurredMicros, dataContentType: event.dataContentType, data: event.data))
+        }
         return position
     }
 

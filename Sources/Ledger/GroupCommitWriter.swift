@@ -16,9 +16,14 @@ final class GroupCommitWriter: @unchecked Sendable {
         var completion: Completion
     }
 
+    /// Work that needs the write lock besides appends (projection catch-up, rebuilds): run on
+    /// this thread in a transaction of its own, between append batches.
+    typealias Job = @Sendable (Environment) -> Void
+
     private let environment: Environment
     private let tables: LedgerTables
     private let options: LedgerOptions
+    private let tail: TailIndex
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     private let committed: @Sendable (LogHead) -> Void
@@ -26,6 +31,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     // Guarded by `condition`.
     private let condition = NSCondition()
     private var queue: [Pending] = []
+    private var jobs: [Job] = []
+    private var observer: (any CommitObserver)?
     private var queueHead = 0
     private var queuedEvents = 0
     private var isClosing = false
@@ -37,12 +44,13 @@ final class GroupCommitWriter: @unchecked Sendable {
     private static let staleReaderCheckSeconds = 30.0
 
     init(
-        environment: Environment, tables: LedgerTables, options: LedgerOptions, head: LogHead, logger: Logger,
+        environment: Environment, tables: LedgerTables, options: LedgerOptions, tail: TailIndex, head: LogHead, logger: Logger,
         clock: @escaping @Sendable () -> Int64, committed: @escaping @Sendable (LogHead) -> Void
     ) {
         self.environment = environment
         self.tables = tables
         self.options = options
+        self.tail = tail
         self.head = head
         self.logger = logger
         self.clock = clock
@@ -70,6 +78,22 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Queues a job; false when closing (the job will not run).
+    func submit(job: @escaping Job) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !isClosing else { return false }
+        jobs.append(job)
+        condition.signal()
+        return true
+    }
+
+    func setObserver(_ observer: (any CommitObserver)?) {
+        condition.lock()
+        self.observer = observer
+        condition.unlock()
+    }
+
     /// Stops taking requests, finishes what is queued, and waits for the thread to end.
     /// Called on the writer thread itself (the last reference to a ledger can be dropped by a
     /// completion running there), it only asks the thread to stop: waiting would deadlock.
@@ -83,6 +107,12 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.unlock()
     }
 
+    private var currentObserver: (any CommitObserver)? {
+        condition.lock()
+        defer { condition.unlock() }
+        return observer
+    }
+
     var currentHead: LogHead {
         condition.lock()
         defer { condition.unlock() }
@@ -93,8 +123,15 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     private func run() {
         var lastStaleCheck = Date()
-        while let batch = nextBatch() {
+        while let work = nextBatch() {
+            runJobs()
+            guard let batch = work else {
+                mergeIndexTail(reason: "idle")
+                continue
+            }
+            if batch.isEmpty { continue }
             commit(batch)
+            if tail.state.withLock({ $0.count }) >= options.indexMergeEventsMin { mergeIndexTail(reason: "size") }
             if Date().timeIntervalSince(lastStaleCheck) > Self.staleReaderCheckSeconds {
                 lastStaleCheck = Date()
                 if let cleared = try? environment.clearStaleReaders(), cleared > 0 {
@@ -102,6 +139,8 @@ final class GroupCommitWriter: @unchecked Sendable {
                 }
             }
         }
+        runJobs()
+        mergeIndexTail(reason: "close")
         condition.lock()
         isFinished = true
         thread = nil // the thread's closure holds this writer: break the cycle
@@ -110,13 +149,18 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// Waits for work, then takes whole requests up to `batchEventsMax` events (at least one).
-    /// Returns nil when closing and the queue is drained.
-    private func nextBatch() -> [Pending]? {
+    /// Returns nil when closing and the queue is drained, and `.some(nil)` when the writer has
+    /// been idle long enough to merge a waiting index tail.
+    private func nextBatch() -> [Pending]?? {
         condition.lock()
         defer { condition.unlock() }
         while queueHead == queue.count {
+            if !jobs.isEmpty { return .some([]) }
             if isClosing { return nil }
-            _ = condition.wait(until: Date(timeIntervalSinceNow: Self.staleReaderCheckSeconds))
+            let tailWaiting = tail.state.withLock { $0.count } > 0
+            let seconds = tailWaiting ? Double(options.indexMergeIdleMilliseconds) / 1000 : Self.staleReaderCheckSeconds
+            let signalled = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+            if !signalled && tailWaiting && queueHead == queue.count && !isClosing { return .some(nil) }
         }
         var batch: [Pending] = []
         var events = 0
@@ -138,18 +182,32 @@ final class GroupCommitWriter: @unchecked Sendable {
         return batch
     }
 
+    private func runJobs() {
+        condition.lock()
+        let waiting = jobs
+        jobs.removeAll()
+        condition.unlock()
+        for job in waiting { job(environment) }
+    }
+
     private func commit(_ batch: [Pending]) {
         let start = head
-        var applier = BatchApplier(tables: tables, options: options, head: start)
+        let observer = currentObserver
+        var applier = BatchApplier(tables: tables, options: options, tail: tail, head: start, collectsRecords: observer != nil)
         let now = max(clock(), start.recordedMicros)
         var results: [Result<AppendResult, LedgerError>] = []
         results.reserveCapacity(batch.count)
         do {
             try environment.write { txn in
-                for pending in batch {
-                    results.append(try applier.apply(pending.entries, recordedMicros: now, in: txn))
+                try txn.withCursor(tables.streams) { streams in
+                    for pending in batch {
+                        results.append(try applier.apply(pending.entries, recordedMicros: now, in: txn, streams: streams))
+                    }
                 }
-                if applier.head.position != start.position { try applier.storeHead(in: txn) }
+                if applier.head.position != start.position {
+                    try applier.storeHead(in: txn)
+                    if let observer { try observer.didAppend(applier.records, in: txn) }
+                }
             }
         } catch {
             let failure = Self.ledgerError(error, mapSizeBytes: environment.usage().mapSizeBytes)
@@ -157,11 +215,30 @@ final class GroupCommitWriter: @unchecked Sendable {
             for pending in batch { pending.completion(.failure(failure)) }
             return
         }
+        tail.state.withLock { state in
+            for entry in applier.appended {
+                state.add(stream: entry.stream, version: entry.version, source: entry.source, id: entry.id, position: entry.position)
+            }
+        }
         condition.lock()
         head = applier.head
         condition.unlock()
         if applier.head.position != start.position { committed(applier.head) }
         for (pending, result) in zip(batch, results) { pending.completion(result) }
+    }
+
+    /// Moves the tail's keys into the B-trees (see `TailIndex`). A failure leaves the tail as
+    /// it was: the keys stay in memory and in the log, and the next merge tries again.
+    private func mergeIndexTail(reason: String) {
+        let through = head.position
+        guard tail.state.withLock({ $0.coveredThrough > $0.indexedThrough }) else { return }
+        do {
+            try environment.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
+            tail.state.withLock { $0.prune(through: through) }
+            logger.debug("merged the index tail", metadata: ["through": "\(through)", "reason": "\(reason)"])
+        } catch {
+            logger.warning("index merge failed; the keys stay in memory and will be merged later", metadata: ["error": "\(error)"])
+        }
     }
 
     static func ledgerError(_ error: any Error, mapSizeBytes: Int) -> LedgerError {

@@ -17,11 +17,14 @@ public final class Ledger: Sendable {
     let environment: Environment
     let tables: LedgerTables
     let writer: GroupCommitWriter?
+    /// The recent end of the indexes (see `TailIndex`).
+    let tail: TailIndex
     private let logger: Logger
     private let headWatchers = Mutex<HeadWatchers>(HeadWatchers())
 
-    private init(path: String, options: LedgerOptions, environment: Environment, tables: LedgerTables, writer: GroupCommitWriter?, logger: Logger) {
+    private init(path: String, options: LedgerOptions, environment: Environment, tables: LedgerTables, tail: TailIndex, writer: GroupCommitWriter?, logger: Logger) {
         self.path = path
+        self.tail = tail
         self.options = options
         self.environment = environment
         self.tables = tables
@@ -49,15 +52,21 @@ public final class Ledger: Sendable {
         try checkFormat(of: environment, tables: tables, path: path)
         let cleared = try environment.clearStaleReaders()
         if cleared > 0 { logger.info("cleared stale reader slots at open", metadata: ["count": "\(cleared)"]) }
+        let indexed = try environment.read { txn in try txn.indexedThrough(tables: tables) }
+        let tail = TailIndex(indexedThrough: indexed)
         guard !options.readOnly else {
-            return Ledger(path: path, options: options, environment: environment, tables: tables, writer: nil, logger: logger)
+            return Ledger(path: path, options: options, environment: environment, tables: tables, tail: tail, writer: nil, logger: logger)
         }
         let head = try readHead(environment: environment, tables: tables)
+        // Rebuild the tail from the log: the keys of records after `meta.indexed`.
+        _ = try environment.read { txn in
+            try tail.synchronize(with: txn, tables: tables, indexed: indexed, head: head.position)
+        }
         let box = LedgerBox()
         let writer = GroupCommitWriter(
-            environment: environment, tables: tables, options: options, head: head, logger: logger, clock: clock,
+            environment: environment, tables: tables, options: options, tail: tail, head: head, logger: logger, clock: clock,
             committed: { head in box.ledger?.publish(head: head.position) })
-        let ledger = Ledger(path: path, options: options, environment: environment, tables: tables, writer: writer, logger: logger)
+        let ledger = Ledger(path: path, options: options, environment: environment, tables: tables, tail: tail, writer: writer, logger: logger)
         box.ledger = ledger
         return ledger
     }
@@ -135,20 +144,9 @@ public final class Ledger: Sendable {
     public func stream(_ stream: String, fromVersion: UInt64 = 1, limit: Int) throws -> [Record] {
         let limit = min(max(limit, 0), options.readEventsMax)
         guard limit > 0, Validation.isIndexable(stream: stream) else { return [] }
-        let prefix = Array(stream.utf8) + [0]
-        return try environment.read { txn in
-            var positions: [UInt64] = []
-            try txn.withCursor(tables.streams) { cursor in
-                var entry = try cursor.seek(atLeast: LedgerKeys.streamVersion(stream, max(fromVersion, 1)))
-                while let current = entry, positions.count < limit,
-                    current.key.count == prefix.count + 8, current.key.starts(with: prefix)
-                {
-                    positions.append(BigEndian.uint64(current.value))
-                    entry = try cursor.next()
-                }
-            }
-            return try positions.map { position in
-                guard let bytes = try txn.recordBytes(at: position, tables: tables) else {
+        return try readIndexed { snapshot in
+            try snapshot.streamPositions(stream, fromVersion: max(fromVersion, 1), limit: limit).map { position in
+                guard let bytes = try snapshot.txn.recordBytes(at: position, tables: tables) else {
                     throw LedgerError.corruptRecord(position: position, reason: "the stream index points at a missing record")
                 }
                 return try RecordCodec.decode(bytes)
@@ -159,16 +157,12 @@ public final class Ledger: Sendable {
     /// The current version of `stream`: how many events it has.
     public func streamVersion(_ stream: String) throws -> UInt64 {
         guard Validation.isIndexable(stream: stream) else { return 0 }
-        return try environment.read { txn in try txn.streamVersion(stream, tables: tables) }
+        return try readIndexed { snapshot in try snapshot.streamVersion(stream) }
     }
 
     /// The position recorded for `(source, id)`, if that event was ever appended.
     public func position(source: String, id: String) throws -> UInt64? {
-        try environment.read { txn in
-            try txn.get(tables.idempotency, key: LedgerKeys.idempotency(source: source, id: id)).map {
-                $0.withUnsafeBytes { BigEndian.uint64($0) }
-            }
-        }
+        try readIndexed { snapshot in try snapshot.position(source: source, id: id) }
     }
 
     /// Refused appends from `sequence` on, oldest first.
@@ -265,6 +259,7 @@ public final class Ledger: Sendable {
             try environment.write { txn in
                 if try txn.get(tables.meta, key: LedgerTables.formatKey) == nil {
                     try txn.put(tables.meta, key: LedgerTables.formatKey, value: LedgerTables.formatValue, flags: [.noOverwrite])
+                    try txn.put(tables.meta, key: LedgerTables.indexedKey, value: BigEndian.bytes(0), flags: [.noOverwrite])
                 }
             }
         }

@@ -16,14 +16,22 @@ public struct LedgerOptions: Sendable {
     public var readEventsMax: Int
     /// Concurrent readers across processes.
     public var readersMax: UInt32
+    /// Index keys of recent records wait in memory (`TailIndex`) until this many have gathered,
+    /// then go into the B-trees in one sorted pass.
+    public var indexMergeEventsMin: Int
+    /// An idle writer merges the waiting index keys after this long without appends.
+    public var indexMergeIdleMilliseconds: Int
 
     public static let defaultMapSizeBytes = 64 << 30
 
     public init(
         mapSizeBytes: Int = LedgerOptions.defaultMapSizeBytes, readOnly: Bool = false,
         recordBytesMax: Int = 256 << 10, requestEventsMax: Int = 10_000, batchEventsMax: Int = 10_000,
-        queuedEventsMax: Int = 100_000, readEventsMax: Int = 10_000, readersMax: UInt32 = 254
+        queuedEventsMax: Int = 100_000, readEventsMax: Int = 10_000, readersMax: UInt32 = 254,
+        indexMergeEventsMin: Int = 65_536, indexMergeIdleMilliseconds: Int = 1_000
     ) {
+        self.indexMergeEventsMin = indexMergeEventsMin
+        self.indexMergeIdleMilliseconds = indexMergeIdleMilliseconds
         self.mapSizeBytes = mapSizeBytes
         self.readOnly = readOnly
         self.recordBytesMax = recordBytesMax

@@ -56,13 +56,10 @@ extension Ledger {
 
     /// Looks every event up by `(source, id)` in one snapshot.
     public func presence(of events: [NewEvent]) throws -> [Presence] {
-        try environment.read { txn in
+        try readIndexed { snapshot in
             try events.map { event in
-                let key = LedgerKeys.idempotency(source: event.source, id: event.id)
-                guard let position = try txn.get(tables.idempotency, key: key).map({ $0.withUnsafeBytes { BigEndian.uint64($0) } }) else {
-                    return .absent
-                }
-                guard let bytes = try txn.recordBytes(at: position, tables: tables) else {
+                guard let position = try snapshot.position(source: event.source, id: event.id) else { return .absent }
+                guard let bytes = try snapshot.txn.recordBytes(at: position, tables: tables) else {
                     throw LedgerError.corruptRecord(position: position, reason: "the idempotency index points at a missing record")
                 }
                 return event.hasSameContent(as: try RecordCodec.decode(bytes)) ? .present(position: position) : .conflicting(position: position)

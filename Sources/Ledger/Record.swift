@@ -175,6 +175,14 @@ public enum RecordCodec {
         Array(SHA256.hash(data: bytes))
     }
 
+    /// SHA-256 of the stored bytes into an existing 32-byte array (no allocation).
+    static func hash(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        let digest = SHA256.hash(data: bytes)
+        out.withUnsafeMutableBytes { target in
+            digest.withUnsafeBytes { source in target.copyMemory(from: source) }
+        }
+    }
+
     private struct Reader {
         let bytes: UnsafeRawBufferPointer
         var offset = 0

@@ -18,6 +18,9 @@ struct LedgerTables: Sendable {
 
     static let formatKey = Array("format".utf8)
     static let formatValue = Array("fapiao-ledger/1".utf8)
+    /// Position (8 bytes) through which the `streams` and `idempotency` B-trees hold every
+    /// record; later records are in the `TailIndex`, rebuilt from the log.
+    static let indexedKey = Array("indexed".utf8)
     /// The chain head as of the last commit: position (8 bytes) ‖ record hash (32 bytes).
     static let headKey = Array("head".utf8)
 
@@ -67,25 +70,25 @@ enum LedgerKeys {
     }
 }
 
-extension Transaction {
-    /// The current version of `stream` (0 when it has no events): one seek past its last key.
-    func streamVersion(_ stream: String, tables: LedgerTables) throws -> UInt64 {
+extension Cursor {
+    /// The current version of `stream` in the `streams` B-tree (0 when it has no entry there):
+    /// one seek past its last key. The cursor must be on the `streams` table.
+    func streamVersion(_ stream: String) throws -> UInt64 {
         let prefixCount = stream.utf8.count + 1
-        return try withCursor(tables.streams) { cursor -> UInt64 in
-            let entry: Cursor.Entry?
-            if try cursor.seek(atLeast: LedgerKeys.streamEnd(stream)) != nil {
-                entry = try cursor.previous()
-            } else {
-                entry = try cursor.last()
-            }
-            guard let entry, entry.key.count == prefixCount + 8 else { return 0 }
-            let name = UnsafeRawBufferPointer(rebasing: entry.key[0..<(prefixCount - 1)])
-            let matches = name.elementsEqual(stream.utf8)
-            guard matches, entry.key[prefixCount - 1] == 0 else { return 0 }
-            return BigEndian.uint64(entry.key, at: prefixCount)
+        let entry: Cursor.Entry?
+        if try seek(atLeast: LedgerKeys.streamEnd(stream)) != nil {
+            entry = try previous()
+        } else {
+            entry = try last()
         }
+        guard let entry, entry.key.count == prefixCount + 8 else { return 0 }
+        let name = UnsafeRawBufferPointer(rebasing: entry.key[0..<(prefixCount - 1)])
+        guard name.elementsEqual(stream.utf8), entry.key[prefixCount - 1] == 0 else { return 0 }
+        return BigEndian.uint64(entry.key, at: prefixCount)
     }
+}
 
+extension Transaction {
     /// The stored record bytes at `position`.
     func recordBytes(at position: UInt64, tables: LedgerTables) throws -> UnsafeRawBufferPointer? {
         var key = position.bigEndian

@@ -38,7 +38,7 @@ struct ToolCompatibilityTests {
         #expect(entries["idempotency"] == 7)
         #expect(entries["rejections"] == 2)
         #expect(entries["rejections_by_stream"] == 2)  // each refused request named one stream
-        #expect(entries["meta"] == 2) // format and head
+        #expect(entries["meta"] == 3) // format, head, indexed
         #expect(entries["Main DB"] == 6)
 
         let dump = try run("/usr/bin/mdb_dump", ["-s", "log", path])

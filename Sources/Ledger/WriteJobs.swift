@@ -1,0 +1,65 @@
+import LMDB
+
+/// Sees every append inside its transaction, before the commit: what runs here commits or
+/// fails together with the records (inline projections and their checkpoints).
+/// A thrown error fails the whole batch; nothing of it is written.
+public protocol CommitObserver: Sendable {
+    func didAppend(_ records: [Record], in transaction: Transaction) throws
+}
+
+extension Ledger {
+    /// Runs `body` in a write transaction of its own on the writer thread, between append
+    /// batches: the one writer stays the one writer. Keep it bounded (a chunk, not a rebuild).
+    public func performWrite<T: Sendable>(_ body: @escaping @Sendable (Transaction) throws -> T) async throws -> T {
+        guard let writer else { throw LedgerError.readOnly }
+        return try await withCheckedThrowingContinuation { continuation in
+            let accepted = writer.submit { environment in
+                do {
+                    continuation.resume(returning: try environment.write { txn in try body(txn) })
+                } catch {
+                    continuation.resume(throwing: GroupCommitWriter.ledgerError(error, mapSizeBytes: environment.usage().mapSizeBytes))
+                }
+            }
+            if !accepted { continuation.resume(throwing: LedgerError.closed) }
+        }
+    }
+
+    /// Runs `body` in a read snapshot. For modules built on the ledger (projections, audit).
+    public func read<T>(_ body: (Transaction) throws -> T) throws -> T {
+        try environment.read { txn in try body(txn) }
+    }
+
+    /// Opens (creating when writable) a table of this ledger's environment by name. For the
+    /// modules built on the ledger; their tables live beside the log so one transaction can
+    /// update both.
+    public func table(named name: String, flags: TableFlags = [], create: Bool) throws -> Table {
+        try environment.openTable(name, flags: flags, create: create && !options.readOnly)
+    }
+
+    /// Observes every append inside its transaction (see `CommitObserver`). One at a time.
+    public func setCommitObserver(_ observer: (any CommitObserver)?) {
+        writer?.setObserver(observer)
+    }
+
+    /// Whether this process may write.
+    public var isWritable: Bool { writer != nil }
+
+    /// Records from `position` on, read in a given transaction (a write transaction sees its
+    /// own uncommitted appends).
+    public func records(from position: UInt64, limit: Int, in txn: Transaction) throws -> [Record] {
+        try txn.withCursor(tables.log) { cursor in
+            var out: [Record] = []
+            var entry = try cursor.seek(atLeast: BigEndian.bytes(max(position, 1)))
+            while let current = entry, out.count < limit {
+                out.append(try RecordCodec.decode(current.value))
+                entry = try cursor.next()
+            }
+            return out
+        }
+    }
+
+    /// The last position in `txn`'s view of the log.
+    public func headPosition(in txn: Transaction) throws -> UInt64 {
+        try Self.lastPosition(in: txn, tables: tables)
+    }
+}
