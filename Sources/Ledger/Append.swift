@@ -34,34 +34,21 @@ struct LogHead: Sendable, Equatable {
 /// planned completely before any of it is written, so a refused request leaves nothing behind
 /// except its rejection record; requests earlier in the same batch are visible to later ones.
 ///
-/// An append writes only its record (and the head); the index keys of what the batch appends
-/// are kept in `appended` for the writer to add to the `TailIndex` after the commit.
+/// An append writes only its record (and the head); its index keys go straight into the
+/// `TailIndex`, where later requests of the batch find them. Readers never see them early:
+/// they look only at positions up to their snapshot's head. If the transaction fails, the
+/// writer truncates the tail back to where the batch began.
 struct BatchApplier {
     let tables: LedgerTables
     let options: LedgerOptions
     let tail: TailIndex
-    /// The head the batch started from: the tail covers everything through it.
-    let startPosition: UInt64
     var head: LogHead
-    /// Index keys of the records this batch appended, in order.
-    private(set) var appended: [TailEntry] = []
     /// The records this batch appended, for a commit observer.
     private(set) var records: [Record] = []
     let collectsRecords: Bool
-    /// Stream versions and ids this batch appended: later requests of the batch see them.
-    private var batchVersions: [ByteKey: UInt64] = [:]
-    private var batchIDs: [IdKey: UInt64] = [:]
     /// Reused buffers: one record and one key at a time.
     private var buffer: [UInt8] = []
     private var keyBuffer: [UInt8] = []
-
-    struct TailEntry {
-        var stream: String
-        var version: UInt64
-        var source: String
-        var id: String
-        var position: UInt64
-    }
 
     init(tables: LedgerTables, options: LedgerOptions, tail: TailIndex, head: LogHead, collectsRecords: Bool) {
         self.collectsRecords = collectsRecords
@@ -69,7 +56,6 @@ struct BatchApplier {
         self.options = options
         self.tail = tail
         self.head = head
-        self.startPosition = head.position
         buffer.reserveCapacity(4096)
         keyBuffer.reserveCapacity(512)
     }
@@ -150,9 +136,9 @@ struct BatchApplier {
         return .success(steps)
     }
 
-    /// Newest first: this batch, the tail, the B-tree.
+    /// Newest first: the tail (which holds this batch's appends too), then the B-tree.
     private mutating func originalPosition(of key: IdKey, in txn: Transaction) throws -> UInt64? {
-        if let position = batchIDs[key] ?? tail.position(of: key, atOrBefore: startPosition) { return position }
+        if let position = tail.position(of: key, atOrBefore: head.position) { return position }
         keyBuffer.removeAll(keepingCapacity: true)
         keyBuffer.append(contentsOf: key.source.text.utf8)
         keyBuffer.append(0)
@@ -162,10 +148,9 @@ struct BatchApplier {
         }
     }
 
-    /// Newest first: this batch, the tail, the B-tree.
+    /// Newest first: the tail (which holds this batch's appends too), then the B-tree.
     private func currentVersion(of stream: ByteKey, streams: Cursor) throws -> UInt64 {
-        if let version = batchVersions[stream] { return version }
-        if let entry = tail.latest(of: stream, atOrBefore: startPosition) { return entry.version }
+        if let entry = tail.latest(of: stream, atOrBefore: head.position) { return entry.version }
         return try streams.streamVersion(stream.text)
     }
 
@@ -202,9 +187,7 @@ struct BatchApplier {
         }
         buffer.withUnsafeBytes { RecordCodec.hash($0, into: &head.hash) }
         head.position = position
-        batchVersions[ByteKey(event.stream)] = streamVersion
-        batchIDs[IdKey(source: event.source, id: event.id)] = position
-        appended.append(TailEntry(stream: event.stream, version: streamVersion, source: event.source, id: event.id, position: position))
+        tail.state.withLock { $0.add(stream: event.stream, version: streamVersion, source: event.source, id: event.id, position: position) }
         if collectsRecords {
             records.append(Record(
                 position: position, streamVersion: streamVersion, recordedMicros: head.recordedMicros, previousHash: previousHash,

@@ -210,15 +210,11 @@ final class GroupCommitWriter: @unchecked Sendable {
                 }
             }
         } catch {
+            tail.state.withLock { $0.truncate(after: start.position) }
             let failure = Self.ledgerError(error, mapSizeBytes: environment.usage().mapSizeBytes)
             logger.error("append batch failed; nothing of it was written", metadata: ["error": "\(failure)"])
             for pending in batch { pending.completion(.failure(failure)) }
             return
-        }
-        tail.state.withLock { state in
-            for entry in applier.appended {
-                state.add(stream: entry.stream, version: entry.version, source: entry.source, id: entry.id, position: entry.position)
-            }
         }
         condition.lock()
         head = applier.head

@@ -1,4 +1,7 @@
 import LMDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A read snapshot that answers index questions over both halves of an index: the B-trees
 /// (records through `meta.indexed`) and the in-memory tail (records after it, up to the
@@ -75,6 +78,13 @@ extension Ledger {
 
 /// Merges the tail into the `streams` and `idempotency` B-trees in one sorted pass.
 enum IndexMerge {
+    /// LMDB's default key order: bytes compared as unsigned, shorter first on a tie.
+    static func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let common = min(a.count, b.count)
+        let order = a.withUnsafeBytes { x in b.withUnsafeBytes { y in common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common) } }
+        return order != 0 ? order < 0 : a.count < b.count
+    }
+
     /// Copies the tail's keys through `through`, sorted by key, so the B-tree inserts walk the
     /// trees in order and share pages.
     static func merge(tail: TailIndex, through: UInt64, tables: LedgerTables, in txn: Transaction) throws {
@@ -92,8 +102,8 @@ enum IndexMerge {
                 idKeys.append((LedgerKeys.idempotency(source: key.source.text, id: key.id.text), position))
             }
         }
-        streamKeys.sort { $0.0.lexicographicallyPrecedes($1.0) }
-        idKeys.sort { $0.0.lexicographicallyPrecedes($1.0) }
+        streamKeys.sort { precedes($0.0, $1.0) }
+        idKeys.sort { precedes($0.0, $1.0) }
         for (key, position) in streamKeys {
             try txn.put(tables.streams, key: key, value: BigEndian.bytes(position), flags: [.noOverwrite])
         }

@@ -1,5 +1,8 @@
 import LMDB
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A string keyed by its UTF-8 bytes: hashing and equality byte for byte, as the indexes
 /// compare (Swift's `String ==` would merge canonically equal names that are different keys).
@@ -16,7 +19,15 @@ struct ByteKey: Hashable, Sendable {
         text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 
-    static func == (a: ByteKey, b: ByteKey) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+    static func == (a: ByteKey, b: ByteKey) -> Bool {
+        let x = a.text.utf8
+        let y = b.text.utf8
+        guard x.count == y.count else { return false }
+        if x.isEmpty { return true }
+        return x.withContiguousStorageIfAvailable { left in
+            y.withContiguousStorageIfAvailable { right in memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0 }
+        }.flatMap { $0 } ?? x.elementsEqual(y)
+    }
 }
 
 /// `(source, id)`, hashed and compared by bytes.
@@ -64,6 +75,17 @@ final class TailIndex: Sendable {
             streams[ByteKey(stream), default: []].append(StreamEntry(version: version, position: position))
             ids[IdKey(source: source, id: id)] = position
             coveredThrough = position
+        }
+
+        /// Forgets entries after `position`: a batch whose transaction failed.
+        mutating func truncate(after position: UInt64) {
+            guard position < coveredThrough else { return }
+            for (key, entries) in streams where entries.last.map({ $0.position > position }) ?? false {
+                let kept = entries.filter { $0.position <= position }
+                streams[key] = kept.isEmpty ? nil : kept
+            }
+            ids = ids.filter { $0.value <= position }
+            coveredThrough = max(position, indexedThrough)
         }
 
         /// Forgets what the B-trees now hold.
