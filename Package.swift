@@ -45,12 +45,23 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Projections: current state, status views, search, access, folded from the log.
+        .target(
+            name: "Projections",
+            dependencies: [
+                "Ledger",
+                "LMDB",
+                "FapiaoDomain",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The command-line tool: argument parsing and printing only.
         .executableTarget(
             name: "fapiao",
             dependencies: [
                 "Ledger",
                 "Ingestion",
+                "Projections",
                 "FapiaoDomain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -62,6 +73,8 @@ let package = Package(
             dependencies: ["Ledger", "LMDB", "CLMDB"],
             path: "tools/ledger-bench"
         ),
+        // Benchmark: importing CloudEvents JSON Lines (validate, spool, append) against the parse-only ceiling.
+        .executableTarget(name: "import-bench", dependencies: ["Ingestion", "Ledger", "FapiaoDomain"], path: "tools/import-bench"),
         // Test helper: appends forever and prints each acknowledged position (the crash test kills it).
         .executableTarget(
             name: "ledger-torture",

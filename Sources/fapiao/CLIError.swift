@@ -70,7 +70,7 @@ enum Terminal {
 
 /// A progress line on stderr, only when stderr is a terminal: rate and ETA, redrawn at most
 /// ten times a second.
-final class ProgressBar {
+final class ProgressBar: @unchecked Sendable {
     private let label: String
     private let total: UInt64?
     private let start = Date()
@@ -83,8 +83,12 @@ final class ProgressBar {
         self.enabled = enabled
     }
 
+    private let lock = NSLock()
+
     func update(_ done: UInt64, force: Bool = false) {
         guard enabled else { return }
+        lock.lock()
+        defer { lock.unlock() }
         let now = Date()
         guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
         lastDraw = now

@@ -15,6 +15,9 @@ struct Fapiao: AsyncParsableCommand {
 
             Examples:
               fapiao import events.jsonl            append CloudEvents JSON Lines (see docs/events.md)
+              fapiao show 24112000000015301234      an invoice's state in every system
+              fapiao list --system beijing-finance --status pending_review
+              fapiao projections status             checkpoints and lag of the projections
               fapiao status                         head position, tables, map usage
               fapiao log --from 1 --limit 20        the global log
               fapiao stream 24112000000015301234    one invoice's events
@@ -27,8 +30,8 @@ struct Fapiao: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            ImportCommand.self, StatusCommand.self, LogCommand.self, StreamCommand.self, RejectionsCommand.self,
-            CheckCommand.self,
+            ImportCommand.self, ShowCommand.self, ListCommand.self, StatusCommand.self, LogCommand.self, StreamCommand.self,
+            RejectionsCommand.self, CheckCommand.self, ProjectionsCommand.self,
         ]
     )
 }

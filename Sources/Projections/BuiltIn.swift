@@ -1,0 +1,333 @@
+import FapiaoDomain
+import Foundation
+import LMDB
+import Ledger
+
+/// The built-in projections.
+public enum BuiltInProjections {
+    public static var all: [any Projection] {
+        [InvoiceStateProjection(), StatusViewsProjection(), SearchProjection(), AccessProjection(), SystemsProjection()]
+    }
+}
+
+/// Keys used in the invoice-level tables: invoice events carry their key as the stream.
+extension DecodedBatch.Item {
+    var isInvoiceEvent: Bool { event.map { $0.type.streamKind == .invoice } ?? false }
+}
+
+// MARK: - invoice_state
+
+/// Per invoice key: the current state as each observer saw it (`InvoiceState`, JSON).
+public struct InvoiceStateProjection: Projection {
+    public static let name = "invoice_state"
+    public var name: String { Self.name }
+    public var version: Int { 1 }
+    public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("rows")] }
+
+    public init() {}
+
+    public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
+        var cache = RowCache<InvoiceState>()
+        for item in batch.items where item.isInvoiceEvent {
+            guard let event = item.event else { continue }
+            let key = item.record.stream
+            var state = try cache.row(key, in: store, table: "rows") { InvoiceState(key: key) }
+            InvoiceFold.apply(event, record: item.record, to: &state)
+            cache.set(key, state)
+        }
+        try cache.flush(to: store, table: "rows")
+    }
+
+    public static func row(_ key: String, in snapshot: ProjectionSnapshot) throws -> InvoiceState? {
+        guard let (store, _) = try snapshot.store(name), let bytes = try store.get("rows", key: Array(key.utf8)) else { return nil }
+        return try RowEncoding.decode(InvoiceState.self, bytes)
+    }
+}
+
+// MARK: - systems
+
+/// Per receiving system: its registration and maintenance windows.
+public struct SystemRow: Codable, Sendable, Equatable {
+    public struct Maintenance: Codable, Sendable, Equatable {
+        public var start: Int64
+        public var end: Int64?
+        public var reason: String
+        public var positions: [UInt64]
+    }
+
+    public var system: String
+    public var name: String?
+    public var ownerTaxId: String?
+    public var requiresReview: Bool = false
+    public var visibleStatuses: [String] = []
+    public var registeredAt: UInt64?
+    public var maintenance: [Maintenance] = []
+
+    public static let maintenanceWindowsMax = 1000
+}
+
+public struct SystemsProjection: Projection {
+    public static let name = "systems"
+    public var name: String { Self.name }
+    public var version: Int { 1 }
+    public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("rows")] }
+
+    public init() {}
+
+    public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
+        var cache = RowCache<SystemRow>()
+        for item in batch.items {
+            guard let event = item.event, let system = event.system, event.type.streamKind == .system else { continue }
+            var row = try cache.row(system, in: store, table: "rows") { SystemRow(system: system) }
+            Self.fold(event, record: item.record, into: &row)
+            cache.set(system, row)
+        }
+        try cache.flush(to: store, table: "rows")
+    }
+
+    static func fold(_ event: DomainEvent, record: Record, into row: inout SystemRow) {
+        switch event {
+        case let .systemRegistered(registered):
+            row.name = registered.name
+            row.ownerTaxId = registered.ownerTaxId
+            row.requiresReview = registered.requiresReview
+            row.visibleStatuses = registered.visibleStatuses.map(\.rawValue)
+            row.registeredAt = row.registeredAt ?? record.position
+        case let .maintenanceStarted(started):
+            if row.maintenance.count < SystemRow.maintenanceWindowsMax {
+                row.maintenance.append(.init(start: record.occurredMicros, end: nil, reason: started.reason, positions: [record.position]))
+            }
+        case .maintenanceEnded:
+            if let index = row.maintenance.lastIndex(where: { $0.end == nil }) {
+                row.maintenance[index].end = record.occurredMicros
+                row.maintenance[index].positions.append(record.position)
+            }
+        default:
+            break
+        }
+    }
+
+    public static func row(_ system: String, in snapshot: ProjectionSnapshot) throws -> SystemRow? {
+        guard let (store, _) = try snapshot.store(name), let bytes = try store.get("rows", key: Array(system.utf8)) else { return nil }
+        return try RowEncoding.decode(SystemRow.self, bytes)
+    }
+}
+
+// MARK: - status_views
+
+/// Per receiving system and status, the invoices in it, ordered by issue date (CST):
+/// `views`: system ‖ 0 ‖ status ‖ 0 ‖ YYYY-MM-DD ‖ 0 ‖ key → the positions that put it there.
+/// `current`: key ‖ 0 ‖ system → its `views` key, to move it when its status changes.
+/// `state` and `systems` are this projection's own copies of what it folds from.
+public struct StatusViewsProjection: Projection {
+    public static let name = "status_views"
+    public var name: String { Self.name }
+    public var version: Int { 1 }
+    public var tables: [ProjectionTableSpec] {
+        [ProjectionTableSpec("views"), ProjectionTableSpec("current"), ProjectionTableSpec("state"), ProjectionTableSpec("systems")]
+    }
+
+    public init() {}
+
+    public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
+        var states = RowCache<InvoiceState>()
+        var systems = RowCache<SystemRow>()
+        var touched: [String: Set<String>] = [:]
+        for item in batch.items {
+            guard let event = item.event else { continue }
+            if event.type.streamKind == .system, let system = event.system {
+                var row = try systems.row(system, in: store, table: "systems") { SystemRow(system: system) }
+                SystemsProjection.fold(event, record: item.record, into: &row)
+                systems.set(system, row)
+                continue
+            }
+            guard item.isInvoiceEvent else { continue }
+            let key = item.record.stream
+            var state = try states.row(key, in: store, table: "state") { InvoiceState(key: key) }
+            InvoiceFold.apply(event, record: item.record, to: &state)
+            states.set(key, state)
+            // Voids and red letters move the invoice in every system; others in theirs.
+            let affected = event.system.map { [$0] } ?? Array(state.systems.keys)
+            touched[key, default: []].formUnion(affected)
+        }
+        try systems.flush(to: store, table: "systems")
+        for key in touched.keys.sorted() {
+            let state = try states.row(key, in: store, table: "state") { InvoiceState(key: key) }
+            for system in touched[key]!.sorted() {
+                let requiresReview = try systems.row(system, in: store, table: "systems") { SystemRow(system: system) }.requiresReview
+                try place(state, in: system, requiresReview: requiresReview, store: store)
+            }
+        }
+        try states.flush(to: store, table: "state")
+    }
+
+    private func place(_ state: InvoiceState, in system: String, requiresReview: Bool, store: ProjectionStore) throws {
+        let currentKey = Array(state.key.utf8) + [0] + Array(system.utf8)
+        let old = try store.get("current", key: currentKey)
+        guard let status = state.viewStatus(in: system, requiresReview: requiresReview) else {
+            if let old {
+                try store.delete("views", key: old)
+                try store.delete("current", key: currentKey)
+            }
+            return
+        }
+        let viewKey = Self.viewKey(system: system, status: status.rawValue, date: state.invoice?.issueDate ?? "0000-00-00", key: state.key)
+        if let old, old != viewKey { try store.delete("views", key: old) }
+        let lineage = state.systems[system]?.positions ?? []
+        try store.put("views", key: viewKey, value: Array(try RowEncoding.encoder.encode(lineage)))
+        if old != viewKey { try store.put("current", key: currentKey, value: viewKey) }
+    }
+
+    static func viewKey(system: String, status: String, date: String, key: String) -> [UInt8] {
+        Array(system.utf8) + [0] + Array(status.utf8) + [0] + Array(date.utf8) + [0] + Array(key.utf8)
+    }
+
+    static func prefix(system: String, status: String) -> [UInt8] {
+        Array(system.utf8) + [0] + Array(status.utf8) + [0]
+    }
+}
+
+// MARK: - search
+
+/// Lookups by what people type: `index` keys are field ‖ 0 ‖ value ‖ 0 ‖ YYYY-MM-DD ‖ 0 ‖ key.
+/// Fields: `number`, `code`, `seller_tax_id`, `buyer_tax_id`, `seller_name`, `buyer_name`
+/// (names normalised: full-width to half-width, brackets, spaces, case), `issue_date`, and
+/// `near_miss` (the key's near-miss signatures, for "did you mean"). `entries`: key → the
+/// index keys written for it, to replace them if the invoice is issued again.
+public struct SearchProjection: Projection {
+    public static let name = "search"
+    public var name: String { Self.name }
+    public var version: Int { 1 }
+    public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("index"), ProjectionTableSpec("entries")] }
+
+    public init() {}
+
+    public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
+        for item in batch.items {
+            guard case let .invoiceIssued(issued)? = item.event else { continue }
+            let key = item.record.stream
+            let keyBytes = Array(key.utf8)
+            if let old = try store.get("entries", key: keyBytes) {
+                for entry in try RowEncoding.decode([[UInt8]].self, old) { try store.delete("index", key: entry) }
+            }
+            let entries = Self.indexKeys(issued, key: key)
+            for entry in entries { try store.put("index", key: entry, value: []) }
+            try store.put("entries", key: keyBytes, value: Array(try RowEncoding.encoder.encode(entries)))
+        }
+    }
+
+    static func indexKeys(_ issued: InvoiceIssued, key: String) -> [[UInt8]] {
+        let date = issued.issuedAt.dateCST.description
+        var pairs: [(String, String)] = [("number", issued.number), ("issue_date", "")]
+        if let code = issued.code { pairs.append(("code", code)) }
+        if let id = issued.seller.taxId { pairs.append(("seller_tax_id", id)) }
+        if let id = issued.buyer.taxId { pairs.append(("buyer_tax_id", id)) }
+        pairs.append(("seller_name", NameNormalization.normalize(issued.seller.name)))
+        pairs.append(("buyer_name", NameNormalization.normalize(issued.buyer.name)))
+        if let parsed = InvoiceKey(canonical: key) {
+            for signature in parsed.nearMissSignatures { pairs.append(("near_miss", signature)) }
+        }
+        return pairs.map { entry(field: $0.0, value: $0.1, date: $0.0 == "near_miss" ? "" : date, key: key) }
+    }
+
+    static func entry(field: String, value: String, date: String, key: String) -> [UInt8] {
+        Array(field.utf8) + [0] + Array(value.utf8) + [0] + Array(date.utf8) + [0] + Array(key.utf8)
+    }
+
+    static func prefix(field: String, value: String) -> [UInt8] {
+        Array(field.utf8) + [0] + Array(value.utf8) + [0]
+    }
+}
+
+/// How names are compared when searching: the same company typed with full-width or half-width
+/// brackets, spaces, or another case is the same search.
+public enum NameNormalization {
+    public static func normalize(_ name: String) -> String {
+        var out = String.UnicodeScalarView()
+        for scalar in name.unicodeScalars {
+            var value = scalar.value
+            if value == 0x3000 { continue }                       // ideographic space
+            if (0xFF01...0xFF5E).contains(value) { value -= 0xFEE0 } // full-width ASCII
+            guard let mapped = Unicode.Scalar(value) else { continue }
+            if mapped.properties.isWhitespace { continue }
+            out.append(contentsOf: String(mapped).lowercased().unicodeScalars)
+        }
+        return String(out)
+    }
+}
+
+// MARK: - access
+
+/// Per system and user: every grant and revocation with its position, so access can be
+/// evaluated as of any position.
+public struct AccessRow: Codable, Sendable, Equatable {
+    public struct Change: Codable, Sendable, Equatable {
+        public var position: UInt64
+        public var at: Int64
+        public var granted: Bool
+        /// nil: all sellers; else these seller tax IDs.
+        public var sellerTaxIds: [String]?
+    }
+
+    public var system: String
+    public var user: String
+    public var changes: [Change] = []
+
+    public static let changesMax = 10_000
+
+    /// The scopes in force after `position`: all, or the union of seller tax IDs.
+    public func scope(asOf position: UInt64 = .max) -> (all: Bool, sellerTaxIds: Set<String>, evidence: [UInt64]) {
+        var all = false
+        var sellers = Set<String>()
+        var evidence: [UInt64] = []
+        for change in changes where change.position <= position {
+            evidence.append(change.position)
+            switch (change.granted, change.sellerTaxIds) {
+            case (true, nil): all = true
+            case (false, nil): all = false; sellers.removeAll()
+            case let (true, ids?): sellers.formUnion(ids)
+            case let (false, ids?): sellers.subtract(ids)
+            }
+        }
+        return (all, sellers, evidence)
+    }
+}
+
+public struct AccessProjection: Projection {
+    public static let name = "access"
+    public var name: String { Self.name }
+    public var version: Int { 1 }
+    public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("rows")] }
+
+    public init() {}
+
+    public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
+        var cache = RowCache<AccessRow>()
+        for item in batch.items {
+            let change: (AccessChange, Bool)
+            switch item.event {
+            case let .accessGranted(granted)?: change = (granted, true)
+            case let .accessRevoked(revoked)?: change = (revoked, false)
+            default: continue
+            }
+            let key = Self.key(system: change.0.system, user: change.0.user)
+            var row = try cache.row(key, in: store, table: "rows") { AccessRow(system: change.0.system, user: change.0.user) }
+            guard row.changes.count < AccessRow.changesMax else { continue }
+            let ids: [String]?
+            switch change.0.scope {
+            case .all: ids = nil
+            case let .sellerTaxIds(list): ids = list
+            }
+            row.changes.append(.init(position: item.record.position, at: item.record.occurredMicros, granted: change.1, sellerTaxIds: ids))
+            cache.set(key, row)
+        }
+        try cache.flush(to: store, table: "rows")
+    }
+
+    static func key(system: String, user: String) -> String { system + "\u{0}" + user }
+
+    public static func row(system: String, user: String, in snapshot: ProjectionSnapshot) throws -> AccessRow? {
+        guard let (store, _) = try snapshot.store(name), let bytes = try store.get("rows", key: Array(key(system: system, user: user).utf8)) else { return nil }
+        return try RowEncoding.decode(AccessRow.self, bytes)
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import LMDB
+import Ledger
+
+/// Progress of a rebuild: records applied of the head when it started.
+public struct RebuildProgress: Sendable {
+    public var applied: UInt64
+    public var total: UInt64
+}
+
+/// A difference found by `verify`: the rebuilt rows against the maintained ones.
+public struct VerifyResult: Codable, Sendable, Equatable {
+    public var name: String
+    public var checkpoint: UInt64
+    public var rows: Int
+    public var identical: Bool
+    /// The first differing table and key (hex), when not identical.
+    public var firstDifference: String?
+}
+
+extension ProjectionEngine {
+    /// Rebuilds `names` from the log into fresh tables, then swaps them in atomically. Readers
+    /// keep reading the old generation until the swap commits; appends go on meanwhile.
+    public func rebuild(_ names: [String], progress: @Sendable (RebuildProgress) -> Void = { _ in }) async throws {
+        let targets = try resolve(names)
+        try await buildNewGenerations(targets, progress: progress)
+        try await ledger.performWrite { [self] txn in
+            try self.catchUpInTransaction(targets, building: true, txn: txn)
+            for projection in targets {
+                guard let fresh = try CatalogEntry.read(projection.name, building: true, table: catalog, in: txn) else { continue }
+                if let old = try CatalogEntry.read(projection.name, table: catalog, in: txn) {
+                    try dropTables(of: projection, generation: old.generation, in: txn)
+                }
+                try fresh.write(projection.name, table: catalog, in: txn)
+                try CatalogEntry.remove(projection.name, building: true, table: catalog, in: txn)
+            }
+        }
+        forgetHandles()
+    }
+
+    /// Rebuilds `names` into scratch tables and compares them, row by row and byte by byte, with
+    /// the maintained ones at the same checkpoint; then drops the scratch tables.
+    public func verify(_ names: [String], progress: @Sendable (RebuildProgress) -> Void = { _ in }) async throws -> [VerifyResult] {
+        let targets = try resolve(names)
+        try await buildNewGenerations(targets, progress: progress)
+        let results = try await ledger.performWrite { [self] txn -> [VerifyResult] in
+            try self.catchUpInTransaction(targets, building: false, txn: txn)
+            try self.catchUpInTransaction(targets, building: true, txn: txn)
+            var results: [VerifyResult] = []
+            for projection in targets {
+                guard let fresh = try CatalogEntry.read(projection.name, building: true, table: catalog, in: txn),
+                      let active = try CatalogEntry.read(projection.name, table: catalog, in: txn) else { continue }
+                var result = VerifyResult(name: projection.name, checkpoint: active.checkpoint, rows: 0, identical: true)
+                for spec in projection.tables {
+                    let a = try txn.openTable(CatalogEntry.tableName(projection: projection.name, generation: active.generation, table: spec.name), flags: spec.flags)
+                    let b = try txn.openTable(CatalogEntry.tableName(projection: projection.name, generation: fresh.generation, table: spec.name), flags: spec.flags)
+                    let (rows, difference) = try Self.compare(a, b, in: txn)
+                    result.rows += rows
+                    if let difference, result.identical {
+                        result.identical = false
+                        result.firstDifference = "\(spec.name): \(difference)"
+                    }
+                }
+                try dropTables(of: projection, generation: fresh.generation, in: txn)
+                try CatalogEntry.remove(projection.name, building: true, table: catalog, in: txn)
+                results.append(result)
+            }
+            return results
+        }
+        forgetHandles()
+        return results
+    }
+
+    private func resolve(_ names: [String]) throws -> [any Projection] {
+        if names.isEmpty { return projections }
+        return try names.map { name in
+            guard let projection = projection(named: name) else {
+                throw ProjectionError.unknown(name: name, known: projections.map(\.name))
+            }
+            return projection
+        }
+    }
+
+    /// Creates a fresh generation for each target (discarding a crashed rebuild's) and fills it
+    /// chunk by chunk from the log, decoding off the writer thread.
+    private func buildNewGenerations(_ targets: [any Projection], progress: @Sendable (RebuildProgress) -> Void) async throws {
+        let total = try ledger.headPosition()
+        try await ledger.performWrite { [self] txn in
+            for projection in targets {
+                if let stale = try CatalogEntry.read(projection.name, building: true, table: catalog, in: txn) {
+                    try dropTables(of: projection, generation: stale.generation, in: txn)
+                }
+                let active = try CatalogEntry.read(projection.name, table: catalog, in: txn)
+                let generation = (active?.generation ?? 0) + 1
+                for spec in projection.tables {
+                    let table = try txn.openTable(CatalogEntry.tableName(projection: projection.name, generation: generation, table: spec.name), flags: spec.flags.union(.create))
+                    try txn.clear(table)
+                }
+                try CatalogEntry(generation: generation, version: projection.version, checkpoint: 0, checkpointMicros: 0)
+                    .write(projection.name, building: true, table: catalog, in: txn)
+            }
+        }
+        forgetHandles()
+        var next: UInt64 = 1
+        while next <= total {
+            let batch = try await decodedBatch(from: next, limit: Self.chunkEvents)
+            guard let last = batch.lastPosition else { break }
+            try await ledger.performWrite { [self] txn in try self.apply(batch, to: targets, building: true, in: txn) }
+            next = last + 1
+            progress(RebuildProgress(applied: min(last, total), total: total))
+        }
+    }
+
+    /// Inside one write transaction: brings the targets' (building or active) generations to
+    /// the transaction's head. Used for the last few records before a swap or comparison.
+    private func catchUpInTransaction(_ targets: [any Projection], building: Bool, txn: Transaction) throws {
+        let head = try ledger.headPosition(in: txn)
+        while true {
+            let checkpoints = try targets.compactMap { try CatalogEntry.read($0.name, building: building, table: catalog, in: txn)?.checkpoint }
+            guard let lowest = checkpoints.min(), lowest < head else { return }
+            let records = try ledger.records(from: lowest + 1, limit: Self.chunkEvents, in: txn)
+            try apply(DecodedBatch(records: records), to: targets, building: building, in: txn)
+        }
+    }
+
+    private func dropTables(of projection: any Projection, generation: Int, in txn: Transaction) throws {
+        for spec in projection.tables {
+            let table = try txn.openTable(CatalogEntry.tableName(projection: projection.name, generation: generation, table: spec.name), flags: spec.flags.union(.create))
+            try txn.drop(table)
+        }
+    }
+
+    /// Counts rows of `a` and reports the first key where `a` and `b` differ.
+    static func compare(_ a: Table, _ b: Table, in txn: Transaction) throws -> (rows: Int, difference: String?) {
+        try txn.withCursor(a) { left in
+            try txn.withCursor(b) { right in
+                var rows = 0
+                var l = try left.first()
+                var r = try right.first()
+                while true {
+                    switch (l, r) {
+                    case (nil, nil): return (rows, nil)
+                    case let (x?, nil): return (rows, "key \(hex(x.key)) only in the maintained rows")
+                    case let (nil, y?): return (rows, "key \(hex(y.key)) only in the rebuilt rows")
+                    case let (x?, y?):
+                        guard x.key.elementsEqual(y.key) else {
+                            return (rows, "key \(hex(x.key)) vs \(hex(y.key))")
+                        }
+                        guard x.value.elementsEqual(y.value) else {
+                            return (rows, "key \(hex(x.key)): maintained \(x.value.count) bytes differ from rebuilt \(y.value.count) bytes")
+                        }
+                        rows += 1
+                        l = try left.next()
+                        r = try right.next()
+                    }
+                }
+            }
+        }
+    }
+
+    static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
+        let text = String(decoding: bytes, as: UTF8.self)
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) { return "\"\(text)\"" }
+        return bytes.map { String(format: "%02x", $0) }.joined()
+    }
+}
