@@ -12,7 +12,7 @@ public enum BuiltInProjections {
 
 /// Keys used in the invoice-level tables: invoice events carry their key as the stream.
 extension DecodedBatch.Item {
-    var isInvoiceEvent: Bool { event.map { $0.type.streamKind == .invoice } ?? false }
+    public var isInvoiceEvent: Bool { event.map { $0.type.streamKind == .invoice } ?? false }
 }
 
 // MARK: - invoice_state
@@ -83,6 +83,11 @@ public struct SystemsProjection: Projection {
             cache.set(system, row)
         }
         try cache.flush(to: store, table: "rows")
+    }
+
+    public func changedKeys(_ item: DecodedBatch.Item) -> [String] {
+        guard let event = item.event, event.type.streamKind == .system, let system = event.system else { return [] }
+        return [system]
     }
 
     static func fold(_ event: DomainEvent, record: Record, into row: inout SystemRow) {
@@ -216,6 +221,11 @@ public struct SearchProjection: Projection {
         }
     }
 
+    public func changedKeys(_ item: DecodedBatch.Item) -> [String] {
+        if case .invoiceIssued? = item.event { return [item.record.stream] }
+        return []
+    }
+
     static func indexKeys(_ issued: InvoiceIssued, key: String) -> [[UInt8]] {
         let date = issued.issuedAt.dateCST.description
         var pairs: [(String, String)] = [("number", issued.number), ("issue_date", "")]
@@ -325,6 +335,13 @@ public struct AccessProjection: Projection {
     }
 
     static func key(system: String, user: String) -> String { system + "\u{0}" + user }
+
+    public func changedKeys(_ item: DecodedBatch.Item) -> [String] {
+        switch item.event {
+        case let .accessGranted(change)?, let .accessRevoked(change)?: [change.system + "/" + change.user]
+        default: []
+        }
+    }
 
     public static func row(system: String, user: String, in snapshot: ProjectionSnapshot) throws -> AccessRow? {
         guard let (store, _) = try snapshot.store(name), let bytes = try store.get("rows", key: Array(key(system: system, user: user).utf8)) else { return nil }

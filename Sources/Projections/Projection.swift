@@ -17,6 +17,15 @@ public protocol Projection: Sendable {
     var tables: [ProjectionTableSpec] { get }
     /// Folds `batch` into the tables.
     func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws
+    /// The row keys an item changes (what change subscribers are told).
+    func changedKeys(_ item: DecodedBatch.Item) -> [String]
+}
+
+extension Projection {
+    /// By default: the invoice key, for events on invoice streams.
+    public func changedKeys(_ item: DecodedBatch.Item) -> [String] {
+        item.isInvoiceEvent ? [item.record.stream] : []
+    }
 }
 
 public struct ProjectionTableSpec: Sendable {
