@@ -86,9 +86,17 @@ public struct Importer: Sendable {
                     }
                     lookups.add(event, line: number)
                     if lookups.isFull { problems.add(try lookups.check(in: ledger)) }
+                    if let problem = oversize(event, line: number, what: "the event") {
+                        problems.add([problem])
+                        return
+                    }
                     guard problems.isEmpty else { return }
                     var group = [event]
                     if let flag = flag(for: envelope, event: event) {
+                        if let problem = oversize(flag.event, line: number, what: "the fapiao.ledger.flagged event beside it") {
+                            problems.add([problem])
+                            return
+                        }
                         group.append(flag.event)
                         summary.flagged += 1
                         for finding in flag.findings { summary.flaggedByRule[finding.rule.rawValue, default: 0] += 1 }
@@ -121,6 +129,25 @@ public struct Importer: Sendable {
     }
 
     private func quoted(_ text: String) -> String { "\"" + text + "\"" }
+
+    /// A problem when `event` would be refused by the ledger for its size. Checked here, in
+    /// validation: found only when appending, the requests before it would already be
+    /// recorded and the file half-imported. (A 2,000-line invoice passes the line limit.)
+    private func oversize(_ event: NewEvent, line: Int, what: String) -> EnvelopeProblem? {
+        let bytes = Self.recordBytes(of: event)
+        guard bytes > ledger.options.recordBytesMax else { return nil }
+        return EnvelopeProblem(
+            lineNumber: line, attribute: "data",
+            expected: "an event the ledger can store: a record of at most \(ledger.options.recordBytesMax) bytes",
+            got: "\(what) would take \(bytes) bytes (data is \(event.data.count) bytes)")
+    }
+
+    /// The size of `event`'s stored record. Mirrors `RecordCodec.encodedSize(of:)` (internal
+    /// to Ledger): 82 bytes of header and length prefixes, then the fields and `data`.
+    static func recordBytes(of event: NewEvent) -> Int {
+        82 + event.stream.utf8.count + event.type.utf8.count + event.source.utf8.count + event.id.utf8.count
+            + event.time.utf8.count + (event.dataContentType?.utf8.count ?? 0) + event.data.count
+    }
 
     func newEvent(from envelope: CloudEventEnvelope) -> NewEvent {
         NewEvent(

@@ -119,7 +119,9 @@ struct EventsTests {
         #expect(EventType.verificationChecked.streamKind == .invoice)
         #expect(EventType.maintenanceEnded.streamKind == .system)
         #expect(EventType.queryExecuted.streamKind == .user)
-        #expect(EventType.allCases.count == 20)
+        #expect(EventType.ledgerFlagged.streamKind == .invoice)
+        // The contract's 20 types, and the one the ledger emits itself.
+        #expect(EventType.allCases.count == 21)
     }
 }
 

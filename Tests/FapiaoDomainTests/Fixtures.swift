@@ -34,6 +34,7 @@ enum Fixtures {
         (.accessGranted, #"{"system":"beijing-finance","user":"zhang.wei","scope":{"sellerTaxIds":["91110108551385082Q"]}}"#),
         (.accessRevoked, #"{"system":"beijing-finance","user":"zhang.wei","scope":{"all":true}}"#),
         (.queryExecuted, #"{"system":"beijing-finance","user":"zhang.wei","criteria":{"number":"２４１１２０００００００１５３０１２３４","issuedFrom":"2024-12-01","issuedTo":"2024-12-31","buyerName":"杭州青禾贸易有限公司 ","statuses":["approved","pending_review"]},"resultCount":0}"#),
+        (.ledgerFlagged, #"{"event":{"source":"urn:fapiao:issuer:beijing-etax","id":"iss-1","type":"fapiao.invoice.issued"},"rulesVersion":"2024-12","findings":[{"line":0,"rule":"line_tax_mismatch","expected":"31.25","actual":"31.40"},{"rule":"buyer_tax_id_invalid","expected":"a valid USCC","actual":"91320621MA1MRHG207"}]}"#),
     ]
 
     static func subject(for type: EventType) -> String {
