@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // The system liblmdb (Debian: liblmdb-dev). Nothing but a module map.
@@ -55,6 +56,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Forensics: replay and `why`, the decisive cause with the events that prove it.
+        .target(name: "Forensics", dependencies: ["Ledger", "Projections", "FapiaoDomain"]),
         // The command-line tool: argument parsing and printing only.
         .executableTarget(
             name: "fapiao",
@@ -62,6 +65,7 @@ let package = Package(
                 "Ledger",
                 "Ingestion",
                 "Projections",
+                "Forensics",
                 "FapiaoDomain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -88,6 +92,7 @@ let package = Package(
             name: "LedgerTests",
             dependencies: ["Ledger", "LMDB", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Ledger", "LMDB", "FapiaoDomain", "Ingestion", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "EndToEndTests", dependencies: ["Ledger", "fapiao", "ledger-torture"]),
     ],
     swiftLanguageModes: [.v6]

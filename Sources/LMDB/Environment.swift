@@ -44,6 +44,8 @@ public final class Environment: @unchecked Sendable {
     public let options: Options
     /// Reset read transactions kept for reuse: `mdb_txn_renew` costs ~10 ns against ~200 ns for begin.
     private let idleReaders = Mutex<[IdleReader]>([])
+    /// Serialises `mdb_dbi_open` across the process's transactions.
+    let tableOpening = Mutex<Void>(())
     private static let idleReadersMax = 16
 
     /// Opens (and for a writable environment, creates) the environment at the directory `path`.
@@ -162,7 +164,7 @@ public final class Environment: @unchecked Sendable {
     public func tableNames() throws -> [String] {
         try read { txn in
             var dbi: MDB_dbi = 0
-            try LMDBError.check(mdb_dbi_open(txn.handle, nil, 0, &dbi))
+            try tableOpening.withLock { _ in try LMDBError.check(mdb_dbi_open(txn.handle, nil, 0, &dbi)) }
             return try txn.withCursor(Table(name: "", dbi: dbi)) { cursor in
                 var names: [String] = []
                 var entry = try cursor.first()

@@ -28,9 +28,12 @@ public final class Transaction {
     /// Opens (with `.create`, creates) a named table in this transaction. Its handle is usable by
     /// other transactions only once this one commits; if it aborts, the handle is closed.
     public func openTable(_ name: String, flags: TableFlags) throws -> Table {
-        var dbi: MDB_dbi = 0
-        try LMDBError.check(mdb_dbi_open(handle, name, flags.rawValue, &dbi))
-        return Table(name: name, dbi: dbi)
+        // LMDB: mdb_dbi_open must not run in two transactions of one process at once.
+        try environment.tableOpening.withLock { _ in
+            var dbi: MDB_dbi = 0
+            try LMDBError.check(mdb_dbi_open(handle, name, flags.rawValue, &dbi))
+            return Table(name: name, dbi: dbi)
+        }
     }
 
     // MARK: Reads
@@ -91,8 +94,8 @@ public final class Transaction {
         try LMDBError.check(mdb_drop(handle, table.dbi, 0))
     }
 
-    /// Deletes `table` and its name from the environment. Its handle is closed when this
-    /// transaction commits: forget it.
+    /// Deletes `table` and its name from the environment. LMDB closes its handle at once, for
+    /// every transaction of the process: no other transaction may be using it.
     public func drop(_ table: Table) throws {
         assertOpen()
         try LMDBError.check(mdb_drop(handle, table.dbi, 1))

@@ -73,6 +73,7 @@ public final class Ledger: Sendable {
 
     /// Stops the writer after it has committed everything queued. Later appends fail with `closed`.
     public func close() {
+        writer?.setObserver(nil)
         writer?.close()
         // Finish outside the lock: finishing runs each stream's onTermination, which takes it.
         for continuation in headWatchers.withLock({ $0.removeAll() }) { continuation.finish() }

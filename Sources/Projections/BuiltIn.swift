@@ -21,7 +21,8 @@ extension DecodedBatch.Item {
 public struct InvoiceStateProjection: Projection {
     public static let name = "invoice_state"
     public var name: String { Self.name }
-    public var version: Int { 1 }
+    /// 2: rows say which position set the issuer status.
+    public var version: Int { 2 }
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("rows")] }
 
     public init() {}
@@ -90,7 +91,7 @@ public struct SystemsProjection: Projection {
         return [system]
     }
 
-    static func fold(_ event: DomainEvent, record: Record, into row: inout SystemRow) {
+    public static func fold(_ event: DomainEvent, record: Record, into row: inout SystemRow) {
         switch event {
         case let .systemRegistered(registered):
             row.name = registered.name
@@ -127,7 +128,9 @@ public struct SystemsProjection: Projection {
 public struct StatusViewsProjection: Projection {
     public static let name = "status_views"
     public var name: String { Self.name }
-    public var version: Int { 1 }
+    /// 2: voided and red-lettered views cite the void or reversal; a registration re-places
+    /// the system's invoices.
+    public var version: Int { 2 }
     public var tables: [ProjectionTableSpec] {
         [ProjectionTableSpec("views"), ProjectionTableSpec("current"), ProjectionTableSpec("state"), ProjectionTableSpec("systems")]
     }
@@ -138,11 +141,14 @@ public struct StatusViewsProjection: Projection {
         var states = RowCache<InvoiceState>()
         var systems = RowCache<SystemRow>()
         var touched: [String: Set<String>] = [:]
+        var reconfigured: Set<String> = []
         for item in batch.items {
             guard let event = item.event else { continue }
             if event.type.streamKind == .system, let system = event.system {
                 var row = try systems.row(system, in: store, table: "systems") { SystemRow(system: system) }
+                let requiredReview = row.requiresReview
                 SystemsProjection.fold(event, record: item.record, into: &row)
+                if row.requiresReview != requiredReview { reconfigured.insert(system) }
                 systems.set(system, row)
                 continue
             }
@@ -156,6 +162,12 @@ public struct StatusViewsProjection: Projection {
             touched[key, default: []].formUnion(affected)
         }
         try systems.flush(to: store, table: "systems")
+        // Where an accepted, unreviewed invoice belongs depends on the system's registration,
+        // which may come after the invoice (its stream imported later): re-place what the
+        // system holds, so the views do not depend on how the log was cut into batches.
+        for system in reconfigured.sorted() {
+            for key in try keysInViews(of: system, store: store) { touched[key, default: []].insert(system) }
+        }
         for key in touched.keys.sorted() {
             let state = try states.row(key, in: store, table: "state") { InvoiceState(key: key) }
             for system in touched[key]!.sorted() {
@@ -178,9 +190,30 @@ public struct StatusViewsProjection: Projection {
         }
         let viewKey = Self.viewKey(system: system, status: status.rawValue, date: state.invoice?.issueDate ?? "0000-00-00", key: state.key)
         if let old, old != viewKey { try store.delete("views", key: old) }
-        let lineage = state.systems[system]?.positions ?? []
+        var lineage = state.systems[system]?.positions ?? []
+        // Voided and red-lettered are the issuer's doing: cite that event too.
+        if status == .voided || status == .redLettered, let position = state.issuer.position, !lineage.contains(position) {
+            lineage.append(position)
+            lineage.sort()
+        }
         try store.put("views", key: viewKey, value: Array(try RowEncoding.encoder.encode(lineage)))
         if old != viewKey { try store.put("current", key: currentKey, value: viewKey) }
+    }
+
+    /// The invoice keys in `system`'s views, any status.
+    private func keysInViews(of system: String, store: ProjectionStore) throws -> [String] {
+        let prefix = Array(system.utf8) + [0]
+        var keys: [String] = []
+        try store.transaction.withCursor(store.table("views")) { cursor in
+            var entry = try cursor.seek(atLeast: prefix)
+            while let current = entry, current.key.starts(with: prefix) {
+                // system ‖ 0 ‖ status ‖ 0 ‖ date ‖ 0 ‖ key
+                let parts = current.key.split(separator: 0, maxSplits: 3, omittingEmptySubsequences: false)
+                if parts.count == 4 { keys.append(String(decoding: parts[3], as: UTF8.self)) }
+                entry = try cursor.next()
+            }
+        }
+        return keys
     }
 
     static func viewKey(system: String, status: String, date: String, key: String) -> [UInt8] {
@@ -346,5 +379,35 @@ public struct AccessProjection: Projection {
     public static func row(system: String, user: String, in snapshot: ProjectionSnapshot) throws -> AccessRow? {
         guard let (store, _) = try snapshot.store(name), let bytes = try store.get("rows", key: Array(key(system: system, user: user).utf8)) else { return nil }
         return try RowEncoding.decode(AccessRow.self, bytes)
+    }
+}
+
+extension SystemRow {
+    public init(system: String) { self.system = system }
+}
+
+extension AccessRow {
+    public init(system: String, user: String) {
+        self.system = system
+        self.user = user
+    }
+
+    /// Folds an access event (for replays outside the projection).
+    public mutating func apply(_ event: DomainEvent, record: Record) {
+        switch event {
+        case let .accessGranted(change): append(change, granted: true, record: record)
+        case let .accessRevoked(change): append(change, granted: false, record: record)
+        default: break
+        }
+    }
+
+    private mutating func append(_ change: AccessChange, granted: Bool, record: Record) {
+        guard changes.count < AccessRow.changesMax else { return }
+        let ids: [String]?
+        switch change.scope {
+        case .all: ids = nil
+        case let .sellerTaxIds(list): ids = list
+        }
+        changes.append(.init(position: record.position, at: record.occurredMicros, granted: granted, sellerTaxIds: ids))
     }
 }

@@ -26,6 +26,8 @@ public struct InvoiceState: Codable, Sendable, Equatable {
         /// `not_issued`, `issued`, `issue_failed`, `voided`, `red_lettered`.
         public var status = "not_issued"
         public var since: Int64?
+        /// The position of the event that set `status` (what a voided or red-lettered view cites).
+        public var position: UInt64?
         public var issueFailedReason: String?
         public var voidedBy: String?
         public var voidReason: String?
@@ -110,8 +112,8 @@ public struct InvoiceState: Codable, Sendable, Equatable {
 }
 
 /// The fold: one event into the invoice's state. Pure.
-enum InvoiceFold {
-    static func apply(_ event: DomainEvent, record: Record, to state: inout InvoiceState) {
+public enum InvoiceFold {
+    public static func apply(_ event: DomainEvent, record: Record, to state: inout InvoiceState) {
         let at = record.occurredMicros
         if state.lineage.count < InvoiceState.lineageMax { state.lineage.append(record.position) }
         state.lastPosition = record.position
@@ -122,9 +124,10 @@ enum InvoiceFold {
             if state.issuer.status == "not_issued" || state.issuer.status == "issue_failed" {
                 state.issuer.status = "issued"
                 state.issuer.since = issued.issuedAt.micros
+                state.issuer.position = record.position
             }
         case let .invoiceIssueFailed(failed):
-            if state.invoice == nil { state.issuer.status = "issue_failed"; state.issuer.since = at }
+            if state.invoice == nil { state.issuer.status = "issue_failed"; state.issuer.since = at; state.issuer.position = record.position }
             else { flag("issue_failed_after_issue", &state) }
             state.issuer.issueFailedReason = failed.reason
         case let .invoiceVoided(voided):
@@ -132,6 +135,7 @@ enum InvoiceFold {
             if state.invoice == nil { flag("void_before_issue", &state) }
             state.issuer.status = "voided"
             state.issuer.since = at
+            state.issuer.position = record.position
             state.issuer.voidedBy = voided.by
             state.issuer.voidReason = voided.reason
         case let .redLetterRequested(request):
@@ -156,6 +160,7 @@ enum InvoiceFold {
             state.redLetter = red
             state.issuer.status = "red_lettered"
             state.issuer.since = at
+            state.issuer.position = record.position
         case let .deliveryAttempted(step):
             update(step.system, record, &state) { view in
                 view.delivery = "attempting"

@@ -47,9 +47,11 @@ public final class ProjectionEngine: Sendable {
     public func start() async throws {
         guard ledger.isWritable else { return }
         try await prepareGenerations()
-        try await catchUp()
-        if mode == .inline { ledger.setCommitObserver(InlineApplier(engine: self)) }
+        // Follow appends before catching up, so none committed in between is left waiting.
+        // The inline applier skips batches that do not continue a checkpoint; catch-up gets them.
         let updates = ledger.headUpdates()
+        if mode == .inline { ledger.setCommitObserver(InlineApplier(engine: self)) }
+        try await catchUp()
         let task = Task { [weak self] in
             for await _ in updates {
                 guard let self else { return }
@@ -92,10 +94,12 @@ public final class ProjectionEngine: Sendable {
 
     /// Applies every record after each projection's checkpoint, chunk by chunk, until all are
     /// at the head. Decoding happens here, off the writer thread; the writer only applies.
+    /// Projections without tables yet (before `start`) are left alone: `apply` would skip them,
+    /// so counting their checkpoint as 0 would loop forever.
     public func catchUp() async throws {
         while true {
             let (checkpoints, head) = try ledger.read { txn in
-                (try projections.map { try CatalogEntry.read($0.name, table: catalog, in: txn)?.checkpoint ?? 0 }, try ledger.headPosition(in: txn))
+                (try projections.compactMap { try CatalogEntry.read($0.name, table: catalog, in: txn)?.checkpoint }, try ledger.headPosition(in: txn))
             }
             guard let lowest = checkpoints.min(), lowest < head else { return }
             let batch = try await decodedBatch(from: lowest + 1, limit: Self.chunkEvents)

@@ -81,11 +81,17 @@ public enum InvoiceQueries {
         candidates.sort { $0.cursor < $1.cursor }
         if let after = criteria.after { candidates.removeAll { $0.cursor <= after } }
         var items: [InvoiceListItem] = []
+        var next: String?
         for candidate in candidates {
-            guard items.count < limit else { break }
             let state = try views.get("state", key: Array(candidate.key.utf8)).map { try RowEncoding.decode(InvoiceState.self, $0) }
             if let seller = criteria.sellerName, criteria.buyerName != nil,
                NameNormalization.normalize(state?.invoice?.seller.name ?? "") != NameNormalization.normalize(seller) { continue }
+            // One more match than fits: the next page starts after the last item of this one
+            // (not after the limit-th candidate: candidates the seller check skipped are no items).
+            guard items.count < limit else {
+                next = items.last.map { $0.issueDate + "\u{0}" + $0.key }
+                break
+            }
             let evidence = try views.get("views", key: StatusViewsProjection.viewKey(system: criteria.system, status: candidate.status, date: candidate.date, key: candidate.key))
                 .map { try RowEncoding.decode([UInt64].self, $0) } ?? []
             items.append(InvoiceListItem(
@@ -93,7 +99,6 @@ public enum InvoiceQueries {
                 sellerName: state?.invoice?.seller.name, buyerName: state?.invoice?.buyer.name,
                 totalWithTax: state?.invoice?.totalWithTax, evidence: evidence))
         }
-        let next = items.count == limit && candidates.count > limit ? candidates[limit - 1].cursor : nil
         return InvoiceListPage(items: items, next: next, checkpoint: checkpoint)
     }
 
@@ -133,5 +138,14 @@ public enum InvoiceQueries {
             }
         }
         return Array(found.prefix(limit))
+    }
+}
+
+extension InvoiceQueries {
+    /// Keys of invoices issued to `buyerTaxId`, issued on or after `from` (CST), by issue date.
+    public static func keys(buyerTaxId: String, issuedFrom from: CalendarDate?, in snapshot: ProjectionSnapshot, limit: Int = Int.max) throws -> [(date: String, key: String)] {
+        guard let (search, _) = try snapshot.store(SearchProjection.name) else { return [] }
+        return try dateRange(prefix: SearchProjection.prefix(field: "buyer_tax_id", value: buyerTaxId), from: from?.description ?? "", to: "9999-99-99",
+                             in: search.table("index"), txn: snapshot.transaction, limit: limit).map { (date: $0.0, key: $0.1) }
     }
 }

@@ -21,6 +21,11 @@ public struct VerifyResult: Codable, Sendable, Equatable {
 extension ProjectionEngine {
     /// Rebuilds `names` from the log into fresh tables, then swaps them in atomically. Readers
     /// keep reading the old generation until the swap commits; appends go on meanwhile.
+    ///
+    /// The swap empties the old generation's tables but does not drop them: dropping a table
+    /// closes its handle for the whole process at once (LMDB's `mdb_drop` closes the DBI), and a
+    /// reader whose snapshot still names the old generation would get EINVAL. The emptied
+    /// tables are dropped by the next rebuild or verify, when no reader can still be on them.
     public func rebuild(_ names: [String], progress: @Sendable (RebuildProgress) -> Void = { _ in }) async throws {
         let targets = try resolve(names)
         try await buildNewGenerations(targets, progress: progress)
@@ -29,7 +34,7 @@ extension ProjectionEngine {
             for projection in targets {
                 guard let fresh = try CatalogEntry.read(projection.name, building: true, table: catalog, in: txn) else { continue }
                 if let old = try CatalogEntry.read(projection.name, table: catalog, in: txn) {
-                    try dropTables(of: projection, generation: old.generation, in: txn)
+                    try clearTables(of: projection, generation: old.generation, in: txn)
                 }
                 try fresh.write(projection.name, table: catalog, in: txn)
                 try CatalogEntry.remove(projection.name, building: true, table: catalog, in: txn)
@@ -91,6 +96,10 @@ extension ProjectionEngine {
                     try dropTables(of: projection, generation: stale.generation, in: txn)
                 }
                 let active = try CatalogEntry.read(projection.name, table: catalog, in: txn)
+                if let active, active.generation > 1 {
+                    // The generation the last swap retired (emptied, kept for its readers).
+                    try dropTables(of: projection, generation: active.generation - 1, in: txn)
+                }
                 let generation = (active?.generation ?? 0) + 1
                 for spec in projection.tables {
                     let table = try txn.openTable(CatalogEntry.tableName(projection: projection.name, generation: generation, table: spec.name), flags: spec.flags.union(.create))
@@ -120,6 +129,12 @@ extension ProjectionEngine {
             guard let lowest = checkpoints.min(), lowest < head else { return }
             let records = try ledger.records(from: lowest + 1, limit: Self.chunkEvents, in: txn)
             try apply(DecodedBatch(records: records), to: targets, building: building, in: txn)
+        }
+    }
+
+    private func clearTables(of projection: any Projection, generation: Int, in txn: Transaction) throws {
+        for spec in projection.tables {
+            try txn.clear(txn.openTable(CatalogEntry.tableName(projection: projection.name, generation: generation, table: spec.name), flags: spec.flags.union(.create)))
         }
     }
 

@@ -15,6 +15,10 @@ struct Fapiao: AsyncParsableCommand {
 
             Examples:
               fapiao import events.jsonl            append CloudEvents JSON Lines (see docs/events.md)
+              fapiao why 24112000000015301234 --system beijing-finance
+                                                    is it visible there, and if not, why (with proof)
+              fapiao why --all-missing --system beijing-finance   the morning report
+              fapiao replay 24112000000015301234    its history, with what each system saw
               fapiao show 24112000000015301234      an invoice's state in every system
               fapiao list --system beijing-finance --status pending_review
               fapiao projections status             checkpoints and lag of the projections
@@ -30,7 +34,7 @@ struct Fapiao: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            ImportCommand.self, ShowCommand.self, ListCommand.self, StatusCommand.self, LogCommand.self, StreamCommand.self,
+            ImportCommand.self, WhyCommand.self, ReplayCommand.self, ShowCommand.self, ListCommand.self, StatusCommand.self, LogCommand.self, StreamCommand.self,
             RejectionsCommand.self, CheckCommand.self, ProjectionsCommand.self,
         ]
     )

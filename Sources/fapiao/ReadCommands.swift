@@ -224,9 +224,13 @@ enum RecordPrinter {
 }
 
 enum JSONOutput {
-    static func print<T: Encodable>(_ value: T, pretty: Bool = true) throws {
+    /// `sortedKeys: false` keeps the order the type encodes (the documented field order).
+    static func print<T: Encodable>(_ value: T, pretty: Bool = true, sortedKeys: Bool = true) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        var formatting: JSONEncoder.OutputFormatting = [.withoutEscapingSlashes]
+        if pretty { formatting.insert(.prettyPrinted) }
+        if sortedKeys { formatting.insert(.sortedKeys) }
+        encoder.outputFormatting = formatting
         var data = try encoder.encode(value)
         data.append(0x0A)
         FileHandle.standardOutput.write(data)
