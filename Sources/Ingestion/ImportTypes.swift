@@ -10,8 +10,11 @@ public struct ImportSummary: Sendable, Codable, Equatable {
     public var events: Int
     /// Events the ledger did not have before.
     public var new: Int
-    /// Events it had already (same `(source, id)` and content): idempotent re-import.
+    /// Events it had already (same `(source, id)` and content): idempotent re-import. Includes
+    /// repeats of an event within the file.
     public var alreadyPresent: Int
+    /// Of those, repeats of an earlier line of the same file.
+    public var repeatedInFile: Int
     /// Events recorded as they are but flagged for breaking a rule (a `fapiao.ledger.flagged`
     /// event beside each), by rule.
     public var flagged: Int
@@ -26,6 +29,7 @@ public struct ImportSummary: Sendable, Codable, Equatable {
         events = 0
         new = 0
         alreadyPresent = 0
+        repeatedInFile = 0
         flagged = 0
         flaggedByRule = [:]
     }

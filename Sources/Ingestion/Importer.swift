@@ -43,7 +43,7 @@ public struct Importer: Sendable {
         }
         let validated: Validated
         do {
-            validated = try validate(fileDescriptor: fd, name: path == "-" ? "<stdin>" : path, size: size, progress: progress)
+            validated = try await validate(fileDescriptor: fd, name: path == "-" ? "<stdin>" : path, size: size, progress: progress)
         } catch let error as ImportError {
             throw error
         } catch {
@@ -59,54 +59,32 @@ public struct Importer: Sendable {
         var spool: Spool
     }
 
+    /// Lines parsed together: enough to keep two cores busy, few enough to stay small.
+    static let blockLinesMax = 4_096
+    static let blockBytesMax = 8 << 20
+
     private func validate(
         fileDescriptor fd: Int32, name: String, size: UInt64, progress: (ImportProgress) -> Void
-    ) throws -> Validated {
+    ) async throws -> Validated {
         var summary = ImportSummary(file: name)
         var problems = ProblemList()
         var ids = IdTable()
         var lookups = PresenceLookups()
         let spool = try Spool()
         var reader = LineReader(fileDescriptor: fd)
-        try reader.forEachLine { line, bytesRead in
-            switch line {
-            case let .tooLong(number, bytes):
-                problems.add([EnvelopeProblem(lineNumber: number, attribute: "", expected: "a line of at most \(CloudEventParser.lineBytesMax) bytes", got: "\(bytes) bytes")])
-            case let .text(number, bytes):
-                guard !isBlank(bytes) else { return }
-                summary.events += 1
-                switch CloudEventParser.parse(line: bytes, lineNumber: number) {
-                case let .failure(found):
-                    problems.add(found.problems)
-                case let .success(envelope):
-                    let event = newEvent(from: envelope)
-                    if let clash = ids.record(event, line: number) {
-                        problems.add([EnvelopeProblem(lineNumber: number, attribute: "id", expected: "a new id: (source, id) is the idempotency key", got: "\(quoted(event.id)) from \(event.source), used on line \(clash) with different content")])
-                        return
-                    }
-                    lookups.add(event, line: number)
-                    if lookups.isFull { problems.add(try lookups.check(in: ledger)) }
-                    if let problem = oversize(event, line: number, what: "the event") {
-                        problems.add([problem])
-                        return
-                    }
-                    guard problems.isEmpty else { return }
-                    var group = [event]
-                    if let flag = flag(for: envelope, event: event) {
-                        if let problem = oversize(flag.event, line: number, what: "the fapiao.ledger.flagged event beside it") {
-                            problems.add([problem])
-                            return
-                        }
-                        group.append(flag.event)
-                        summary.flagged += 1
-                        for finding in flag.findings { summary.flaggedByRule[finding.rule.rawValue, default: 0] += 1 }
-                    }
-                    try spool.append(group: group)
-                }
+        var more = true
+        while more {
+            // Read a block of lines (copied out of the reader's buffer), parse it on two cores,
+            // then do what must be sequential: ids, ledger look-ups, the spool, in line order.
+            var block = LineBlock()
+            more = try reader.forEachLine { line, _ in
+                block.add(line)
+                return block.count < Self.blockLinesMax && block.bytes.count < Self.blockBytesMax
             }
-            if number(of: line) % 4096 == 0 {
-                progress(ImportProgress(phase: .validating, done: bytesRead, total: size))
+            for parsed in await parse(block) {
+                try accept(parsed, summary: &summary, problems: &problems, ids: &ids, lookups: &lookups, spool: spool)
             }
+            progress(ImportProgress(phase: .validating, done: reader.bytesRead, total: size))
         }
         problems.add(try lookups.check(in: ledger))
         summary.lines = reader.lineNumber
@@ -116,6 +94,85 @@ public struct Importer: Sendable {
                 problems: problems.kept, problemCount: problems.count, offendingLines: problems.lines.count, lines: summary.lines))
         }
         return Validated(summary: summary, spool: spool)
+    }
+
+    /// A line after the pure, parallel part of validation.
+    enum ParsedLine: Sendable {
+        case blank
+        case refused([EnvelopeProblem])
+        case event(line: Int, event: NewEvent, fingerprint: IdTable.Fingerprint, flag: (event: NewEvent, findings: [RuleFinding])?)
+    }
+
+    private func parse(_ block: LineBlock) async -> [ParsedLine] {
+        guard block.count > 64 else { return parse(block, range: 0..<block.count) }
+        let middle = block.count / 2
+        async let first = parse(block, range: 0..<middle)
+        let second = parse(block, range: middle..<block.count)
+        return await first + second
+    }
+
+    private func parse(_ block: LineBlock, range: Range<Int>) -> [ParsedLine] {
+        block.bytes.withUnsafeBytes { bytes in
+            range.map { index in
+                let entry = block.lines[index]
+                if let tooLong = entry.tooLongBytes {
+                    return .refused([EnvelopeProblem(lineNumber: entry.number, attribute: "", expected: "a line of at most \(CloudEventParser.lineBytesMax) bytes", got: "\(tooLong) bytes")])
+                }
+                let line = UnsafeRawBufferPointer(rebasing: bytes[entry.range])
+                if isBlank(line) { return .blank }
+                switch CloudEventParser.parse(line: line, lineNumber: entry.number) {
+                case let .failure(found):
+                    return .refused(found.problems)
+                case let .success(envelope):
+                    let event = newEvent(from: envelope)
+                    var problems: [EnvelopeProblem] = []
+                    if let problem = oversize(event, line: entry.number, what: "the event") { problems.append(problem) }
+                    let flag = flag(for: envelope, event: event)
+                    if let flag, let problem = oversize(flag.event, line: entry.number, what: "the fapiao.ledger.flagged event beside it") {
+                        problems.append(problem)
+                    }
+                    return problems.isEmpty
+                        ? .event(line: entry.number, event: event, fingerprint: IdTable.fingerprint(event), flag: flag) : .refused(problems)
+                }
+            }
+        }
+    }
+
+    /// The sequential part: the file's own idempotency, the ledger's, and the spool.
+    private func accept(
+        _ parsed: ParsedLine, summary: inout ImportSummary, problems: inout ProblemList, ids: inout IdTable,
+        lookups: inout PresenceLookups, spool: Spool
+    ) throws {
+        switch parsed {
+        case .blank:
+            return
+        case let .refused(found):
+            summary.events += 1
+            problems.add(found)
+        case let .event(number, event, fingerprint, flag):
+            summary.events += 1
+            switch ids.record(fingerprint, line: number) {
+            case let .conflict(clash):
+                problems.add([EnvelopeProblem(lineNumber: number, attribute: "id", expected: "a new id: (source, id) is the idempotency key", got: "\(quoted(event.id)) from \(event.source), used on line \(clash) with different content")])
+                return
+            case .repeated:
+                // The same event again in this file: one copy is enough (it counts as present).
+                summary.repeatedInFile += 1
+                return
+            case .new:
+                break
+            }
+            lookups.add(event, line: number)
+            if lookups.isFull { problems.add(try lookups.check(in: ledger)) }
+            guard problems.isEmpty else { return }
+            var group = [event]
+            if let flag {
+                group.append(flag.event)
+                summary.flagged += 1
+                for finding in flag.findings { summary.flaggedByRule[finding.rule.rawValue, default: 0] += 1 }
+            }
+            try spool.append(group: group)
+        }
     }
 
     private func number(of line: LineReader.Line) -> Int {
@@ -182,6 +239,7 @@ public struct Importer: Sendable {
 
     private func append(_ validated: Validated, progress: @Sendable (ImportProgress) -> Void) async throws(ImportError) -> ImportSummary {
         var summary = validated.summary
+        summary.alreadyPresent = summary.repeatedInFile
         let total = UInt64(validated.spool.count)
         var appended: UInt64 = 0
         var inFlight: [(pending: PendingAppend, entries: [AppendEntry], counts: [Bool])] = []
@@ -255,15 +313,36 @@ struct ProblemList {
 /// table, so an id reused with different content inside one file is caught before anything
 /// is written.
 struct IdTable {
-    private struct Digest: Hashable {
+    struct Digest: Hashable, Sendable {
         var high: UInt64
         var low: UInt64
     }
 
+    /// An event's identity and content, hashed (pure: computed in the parallel stage).
+    struct Fingerprint: Sendable {
+        var key: Digest
+        var content: Digest
+    }
+
     private var seen: [Digest: (content: Digest, line: Int)] = [:]
 
-    /// Returns the earlier line when the id was used there with different content.
-    mutating func record(_ event: NewEvent, line: Int) -> Int? {
+    enum Outcome {
+        case new
+        /// The same id with the same content earlier in the file.
+        case repeated
+        /// The same id with different content, on this earlier line.
+        case conflict(line: Int)
+    }
+
+    mutating func record(_ fingerprint: Fingerprint, line: Int) -> Outcome {
+        if let earlier = seen[fingerprint.key] {
+            return earlier.content == fingerprint.content ? .repeated : .conflict(line: earlier.line)
+        }
+        seen[fingerprint.key] = (fingerprint.content, line)
+        return .new
+    }
+
+    static func fingerprint(_ event: NewEvent) -> Fingerprint {
         var keyHasher = SHA256()
         keyHasher.update(data: Array(event.source.utf8))
         keyHasher.update(data: [0])
@@ -276,12 +355,7 @@ struct IdTable {
         }
         withUnsafeBytes(of: event.occurredMicros.bigEndian) { contentHasher.update(bufferPointer: $0) }
         contentHasher.update(data: event.data)
-        let content = Self.digest(contentHasher.finalize())
-        if let earlier = seen[key] {
-            return earlier.content == content ? nil : earlier.line
-        }
-        seen[key] = (content, line)
-        return nil
+        return Fingerprint(key: key, content: Self.digest(contentHasher.finalize()))
     }
 
     private static func digest(_ hash: SHA256.Digest) -> Digest {

@@ -29,34 +29,45 @@ struct LineReader {
         buffer = [UInt8](repeating: 0, count: Self.chunkBytes)
     }
 
-    /// Calls `body` for each line; `body` must not keep the buffer.
-    mutating func forEachLine(_ body: (Line, _ bytesRead: UInt64) throws -> Void) throws {
+    /// Calls `body` for each line until it returns false or the file ends; `body` must not
+    /// keep the buffer. Call again to go on after a stop. Returns false once the file is done.
+    @discardableResult
+    mutating func forEachLine(_ body: (Line, _ bytesRead: UInt64) throws -> Bool) throws -> Bool {
         while true {
             guard let newline = findNewline() else {
                 if atEOF {
                     if skippingLongLine {
                         lineNumber += 1
-                        try body(.tooLong(number: lineNumber, bytes: longLineBytes + end - start), bytesRead)
-                        skippingLongLine = false; longLineBytes = 0
+                        skippingLongLine = false
+                        let bytes = longLineBytes + end - start
+                        longLineBytes = 0
+                        start = end
+                        _ = try body(.tooLong(number: lineNumber, bytes: bytes), bytesRead)
                     } else if end > start {
                         lineNumber += 1
-                        try emit(from: start, to: end, body)
+                        let lineStart = start
                         start = end
+                        _ = try emit(from: lineStart, to: end, body)
                     }
-                    return
+                    return false
                 }
                 try refill()
                 continue
             }
             lineNumber += 1
-            if skippingLongLine {
-                longLineBytes += newline - start
-                try body(.tooLong(number: lineNumber, bytes: longLineBytes), bytesRead)
-                skippingLongLine = false; longLineBytes = 0
-            } else {
-                try emit(from: start, to: newline, body)
-            }
+            let lineStart = start
             start = newline + 1
+            let goOn: Bool
+            if skippingLongLine {
+                longLineBytes += newline - lineStart
+                skippingLongLine = false
+                let bytes = longLineBytes
+                longLineBytes = 0
+                goOn = try body(.tooLong(number: lineNumber, bytes: bytes), bytesRead)
+            } else {
+                goOn = try emit(from: lineStart, to: newline, body)
+            }
+            if !goOn { return true }
         }
     }
 
@@ -69,10 +80,10 @@ struct LineReader {
         }
     }
 
-    private func emit(from lineStart: Int, to lineEnd: Int, _ body: (Line, UInt64) throws -> Void) throws {
+    private func emit(from lineStart: Int, to lineEnd: Int, _ body: (Line, UInt64) throws -> Bool) throws -> Bool {
         var stop = lineEnd
         if stop > lineStart && buffer[stop - 1] == 0x0D { stop -= 1 }
-        try buffer.withUnsafeBytes { bytes in
+        return try buffer.withUnsafeBytes { bytes in
             try body(.text(number: lineNumber, bytes: UnsafeRawBufferPointer(rebasing: bytes[lineStart..<stop])), bytesRead)
         }
     }
@@ -106,5 +117,31 @@ struct LineReader {
         if count == 0 { atEOF = true }
         end += count
         bytesRead += UInt64(count)
+    }
+}
+
+/// Lines copied out of the reader, to be parsed together (possibly on several cores).
+struct LineBlock: Sendable {
+    struct Entry: Sendable {
+        var number: Int
+        var range: Range<Int>
+        /// Set for a line too long to load: its length.
+        var tooLongBytes: Int?
+    }
+
+    var bytes: [UInt8] = []
+    var lines: [Entry] = []
+
+    var count: Int { lines.count }
+
+    mutating func add(_ line: LineReader.Line) {
+        switch line {
+        case let .text(number, text):
+            let start = bytes.count
+            bytes.append(contentsOf: text)
+            lines.append(Entry(number: number, range: start..<bytes.count))
+        case let .tooLong(number, length):
+            lines.append(Entry(number: number, range: bytes.count..<bytes.count, tooLongBytes: length))
+        }
     }
 }
