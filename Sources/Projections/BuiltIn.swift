@@ -22,7 +22,7 @@ public struct InvoiceStateProjection: Projection {
     public static let name = "invoice_state"
     public var name: String { Self.name }
     /// 2: rows say which position set the issuer status.
-    public var version: Int { 2 }
+    public var version: Int { 3 }
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("rows")] }
 
     public init() {}
@@ -41,7 +41,7 @@ public struct InvoiceStateProjection: Projection {
 
     public static func row(_ key: String, in snapshot: ProjectionSnapshot) throws -> InvoiceState? {
         guard let (store, _) = try snapshot.store(name), let bytes = try store.get("rows", key: Array(key.utf8)) else { return nil }
-        return try RowEncoding.decode(InvoiceState.self, bytes)
+        return try InvoiceState.fromRow(bytes)
     }
 }
 
@@ -130,7 +130,7 @@ public struct StatusViewsProjection: Projection {
     public var name: String { Self.name }
     /// 2: voided and red-lettered views cite the void or reversal; a registration re-places
     /// the system's invoices.
-    public var version: Int { 2 }
+    public var version: Int { 3 }
     public var tables: [ProjectionTableSpec] {
         [ProjectionTableSpec("views"), ProjectionTableSpec("current"), ProjectionTableSpec("state"), ProjectionTableSpec("systems")]
     }
@@ -196,7 +196,7 @@ public struct StatusViewsProjection: Projection {
             lineage.append(position)
             lineage.sort()
         }
-        try store.put("views", key: viewKey, value: Array(try RowEncoding.encoder.encode(lineage)))
+        try store.put("views", key: viewKey, value: PositionList.encode(lineage))
         if old != viewKey { try store.put("current", key: currentKey, value: viewKey) }
     }
 
@@ -235,7 +235,7 @@ public struct StatusViewsProjection: Projection {
 public struct SearchProjection: Projection {
     public static let name = "search"
     public var name: String { Self.name }
-    public var version: Int { 1 }
+    public var version: Int { 2 }
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("index"), ProjectionTableSpec("entries")] }
 
     public init() {}
@@ -246,17 +246,36 @@ public struct SearchProjection: Projection {
             let key = item.record.stream
             let keyBytes = Array(key.utf8)
             if let old = try store.get("entries", key: keyBytes) {
-                for entry in try RowEncoding.decode([[UInt8]].self, old) { try store.delete("index", key: entry) }
+                for entry in try Self.decodeEntries(old) { try store.delete("index", key: entry) }
             }
             let entries = Self.indexKeys(issued, key: key)
             for entry in entries { try store.put("index", key: entry, value: []) }
-            try store.put("entries", key: keyBytes, value: Array(try RowEncoding.encoder.encode(entries)))
+            try store.put("entries", key: keyBytes, value: Self.encodeEntries(entries))
         }
     }
 
     public func changedKeys(_ item: DecodedBatch.Item) -> [String] {
         if case .invoiceIssued? = item.event { return [item.record.stream] }
         return []
+    }
+
+    static func encodeEntries(_ entries: [[UInt8]]) -> [UInt8] {
+        var w = ByteWriter()
+        w.array(entries) { w, entry in
+            w.varint(UInt64(entry.count))
+            w.bytes.append(contentsOf: entry)
+        }
+        return w.bytes
+    }
+
+    static func decodeEntries(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        var r = ByteReader(bytes)
+        return try r.array { r in
+            let count = Int(try r.varint())
+            guard r.offset + count <= r.bytes.count else { throw RowDecodingError(description: "search entry runs past the row") }
+            defer { r.offset += count }
+            return Array(r.bytes[r.offset..<(r.offset + count)])
+        }
     }
 
     static func indexKeys(_ issued: InvoiceIssued, key: String) -> [[UInt8]] {

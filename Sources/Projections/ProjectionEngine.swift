@@ -141,9 +141,12 @@ public final class ProjectionEngine: Sendable {
         for projection in targets {
             guard var entry = try CatalogEntry.read(projection.name, building: building, table: catalog, in: txn) else { continue }
             guard entry.checkpoint + 1 >= first, entry.checkpoint < last.record.position else { continue }
-            let items = batch.items.filter { $0.record.position > entry.checkpoint }
             let store = try self.store(for: projection, generation: entry.generation, in: txn)
-            try projection.apply(DecodedBatch(items: items), to: store)
+            if entry.checkpoint + 1 == first {
+                try projection.apply(batch, to: store)
+            } else {
+                try projection.apply(DecodedBatch(items: batch.items.filter { $0.record.position > entry.checkpoint }), to: store)
+            }
             entry.checkpoint = last.record.position
             entry.checkpointMicros = last.record.recordedMicros
             try entry.write(projection.name, building: building, table: catalog, in: txn)

@@ -83,7 +83,7 @@ public enum InvoiceQueries {
         var items: [InvoiceListItem] = []
         var next: String?
         for candidate in candidates {
-            let state = try views.get("state", key: Array(candidate.key.utf8)).map { try RowEncoding.decode(InvoiceState.self, $0) }
+            let state = try views.get("state", key: Array(candidate.key.utf8)).map { try InvoiceState.fromRow($0) }
             if let seller = criteria.sellerName, criteria.buyerName != nil,
                NameNormalization.normalize(state?.invoice?.seller.name ?? "") != NameNormalization.normalize(seller) { continue }
             // One more match than fits: the next page starts after the last item of this one
@@ -93,7 +93,7 @@ public enum InvoiceQueries {
                 break
             }
             let evidence = try views.get("views", key: StatusViewsProjection.viewKey(system: criteria.system, status: candidate.status, date: candidate.date, key: candidate.key))
-                .map { try RowEncoding.decode([UInt64].self, $0) } ?? []
+                .map { PositionList.decode($0) } ?? []
             items.append(InvoiceListItem(
                 key: candidate.key, status: candidate.status, issueDate: candidate.date, number: state?.invoice?.number,
                 sellerName: state?.invoice?.seller.name, buyerName: state?.invoice?.buyer.name,

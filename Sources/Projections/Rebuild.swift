@@ -19,6 +19,10 @@ public struct VerifyResult: Codable, Sendable, Equatable {
 }
 
 extension ProjectionEngine {
+    /// Records per rebuild transaction: the new generation is invisible until the swap, so
+    /// large transactions cost readers nothing and let rows be rewritten less often.
+    public static let rebuildChunkEvents = 50_000
+
     /// Rebuilds `names` from the log into fresh tables, then swaps them in atomically. Readers
     /// keep reading the old generation until the swap commits; appends go on meanwhile.
     ///
@@ -110,12 +114,15 @@ extension ProjectionEngine {
             }
         }
         forgetHandles()
+        // Decode the next chunk while the writer applies this one.
         var next: UInt64 = 1
-        while next <= total {
-            let batch = try await decodedBatch(from: next, limit: Self.chunkEvents)
+        var pending: Task<DecodedBatch, any Error>? = total > 0 ? Task { try await self.decodedBatch(from: 1, limit: Self.rebuildChunkEvents) } : nil
+        while let current = pending {
+            let batch = try await current.value
             guard let last = batch.lastPosition else { break }
-            try await ledger.performWrite { [self] txn in try self.apply(batch, to: targets, building: true, in: txn) }
             next = last + 1
+            pending = next <= total ? Task { [next] in try await self.decodedBatch(from: next, limit: Self.rebuildChunkEvents) } : nil
+            try await ledger.performWrite { [self] txn in try self.apply(batch, to: targets, building: true, in: txn) }
             progress(RebuildProgress(applied: min(last, total), total: total))
         }
     }

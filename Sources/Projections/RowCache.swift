@@ -1,16 +1,15 @@
 import Foundation
 
 /// Rows touched by one batch, read once and written once: a batch often changes the same
-/// invoice several times. Rows are JSON with sorted keys, so equal state is equal bytes.
-struct RowCache<Row: Codable & Equatable> {
+/// invoice several times. Rows are encoded deterministically (`RowCodable`).
+struct RowCache<Row: RowCodable> {
     private var rows: [String: Row] = [:]
     private var order: [String] = []
-    private let decoder = JSONDecoder()
 
     /// The row for `key`: cached, else stored, else `make()`.
     mutating func row(_ key: String, in store: ProjectionStore, table: String, make: () -> Row) throws -> Row {
         if let row = rows[key] { return row }
-        let row = try store.get(table, key: Array(key.utf8)).map { try decoder.decode(Row.self, from: Data($0)) } ?? make()
+        let row = try store.get(table, key: Array(key.utf8)).map { try Row.fromRow($0) } ?? make()
         rows[key] = row
         order.append(key)
         return row
@@ -22,10 +21,9 @@ struct RowCache<Row: Codable & Equatable> {
 
     /// Writes every touched row, in first-touch order.
     func flush(to store: ProjectionStore, table: String) throws {
-        let encoder = RowEncoding.encoder
         for key in order {
             guard let row = rows[key] else { continue }
-            try store.put(table, key: Array(key.utf8), value: Array(try encoder.encode(row)))
+            try store.put(table, key: Array(key.utf8), value: row.rowBytes())
         }
     }
 }
