@@ -58,6 +58,11 @@ let package = Package(
         ),
         // Forensics: replay and `why`, the decisive cause with the events that prove it.
         .target(name: "Forensics", dependencies: ["Ledger", "Projections", "FapiaoDomain"]),
+        // Audit: the RFC 9162 Merkle tree over the log, signed tree heads, proofs, bundles, export.
+        .target(
+            name: "Audit",
+            dependencies: ["Ledger", "LMDB", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // The command-line tool: argument parsing and printing only.
         .executableTarget(
             name: "fapiao",
@@ -66,6 +71,7 @@ let package = Package(
                 "Ingestion",
                 "Projections",
                 "Forensics",
+                "Audit",
                 "FapiaoDomain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,6 +91,8 @@ let package = Package(
             dependencies: ["Ledger"],
             path: "tools/ledger-torture"
         ),
+        // Benchmark: `audit verify` over a 1M-event ledger against raw SHA-256 over the same bytes.
+        .executableTarget(name: "audit-bench", dependencies: ["Audit", "Ledger"], path: "tools/audit-bench"),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "FapiaoDomainTests", dependencies: ["FapiaoDomain"]),
         .testTarget(name: "IngestionTests", dependencies: ["Ingestion", "Ledger", "FapiaoDomain"]),
@@ -93,6 +101,11 @@ let package = Package(
             dependencies: ["Ledger", "LMDB", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Ledger", "LMDB", "FapiaoDomain", "Ingestion", .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "ForensicsTests", dependencies: ["Forensics", "Projections", "Ingestion", "Ledger", "FapiaoDomain"]),
+        .testTarget(
+            name: "AuditTests",
+            dependencies: ["Audit", "Ledger", "LMDB", "fapiao", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["Ledger", "fapiao", "ledger-torture"]),
     ],
     swiftLanguageModes: [.v6]

@@ -30,6 +30,10 @@ struct Diagnosis {
     var system: String { question.system }
 
     mutating func add(_ cause: Cause, suggestion: String? = nil) {
+        var cause = cause
+        // Log order, each position once, however the check gathered them (the query's position
+        // before the invoice's, a maintenance window's end before the query inside it).
+        cause.evidence = Set(cause.evidence).sorted()
         found.append((cause, suggestion))
     }
 
@@ -126,6 +130,8 @@ struct Diagnosis {
         let evidence = positions([.deliveryAttempted, .deliveryFailed, .deliverySucceeded], inSystem: true)
         switch delivery {
         case "none":
+            // Nothing was issued (the issue failed): there is nothing to deliver, so no cause here.
+            guard state.invoice != nil else { break }
             add(Cause(code: .notDelivered, summary: "no delivery to \(system) has been attempted",
                       since: state.invoice.map { CST.format($0.issuedAtMicros) }, evidence: positions([.invoiceIssued])),
                 suggestion: "start a delivery to \(system): the sync job has not picked this invoice up")
@@ -295,7 +301,8 @@ struct Diagnosis {
         if let statuses = criteria.statuses, let status = currentStatus, !statuses.contains(status) {
             add(Cause(code: .queryStatusFiltered,
                       summary: "the query asked for status \(statuses.map(\.rawValue).joined(separator: "/")); the invoice is \(status.rawValue) in \(system)",
-                      since: since, evidence: evidence + positions([.receiptAccepted, .reviewApproved, .reviewRejected, .invoiceVoided, .redLetterIssued], inSystem: false)),
+                      since: since, evidence: evidence + positions([.receiptAccepted, .reviewApproved, .reviewRejected], inSystem: true)
+                          + positions([.invoiceVoided, .redLetterIssued])),
                 suggestion: "include status \(status.rawValue) in the search")
         }
     }

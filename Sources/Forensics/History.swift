@@ -41,10 +41,13 @@ public struct History: Sendable {
         return (invoice + systemEvents + userEvents).map(\.record.occurredMicros).max()
     }
 
-    /// The invoice's state folded from its events.
+    /// The invoice's state folded from its events in the order they happened (ties: position).
+    /// A late arrival takes its place in the world's order: a verification or delivery failure
+    /// recorded after a later-occurring one must not become "the latest" by arriving last.
     public var state: InvoiceState {
         var state = InvoiceState(key: key)
-        for item in invoice { if let event = item.event { InvoiceFold.apply(event, record: item.record, to: &state) } }
+        let happened = invoice.sorted { ($0.record.occurredMicros, $0.record.position) < ($1.record.occurredMicros, $1.record.position) }
+        for item in happened { if let event = item.event { InvoiceFold.apply(event, record: item.record, to: &state) } }
         return state
     }
 

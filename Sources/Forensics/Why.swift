@@ -153,18 +153,28 @@ public struct Forensics: Sendable {
     func diagnose(_ history: History, question: WhyQuestion) throws -> WhyAnswer {
         var diagnosis = Diagnosis(history: history, question: question, rules: rules)
         if history.invoice.isEmpty {
-            diagnosis.notInLedger(didYouMean: try nearMisses(question.typedKey))
+            diagnosis.notInLedger(didYouMean: try nearMisses(question.typedKey, asked: history.key, cutoff: question.cutoff))
         } else {
             diagnosis.evaluatePipeline()
-            if question.cutoff.isNow, let lag = try statusViewLag(after: history) { diagnosis.add(lag) }
+            if question.cutoff.isNow, let lag = try statusViewLag(after: history) {
+                diagnosis.add(lag, suggestion: "ask again once the status views have caught up with the log (`fapiao projections status` shows the lag)")
+            }
             diagnosis.evaluateUser()
         }
         return diagnosis.answer()
     }
 
-    private func nearMisses(_ typed: String) throws -> [(key: String, difference: KeyDifference)] {
+    /// Keys one typo away that exist at the time asked. The search index is the log's now, so
+    /// for a question about an earlier time only keys with an event inside the cutoff count (the
+    /// answer stays a function of the log up to then), and never the key asked itself (it has
+    /// no event then, or it would not be missing).
+    private func nearMisses(_ typed: String, asked key: String, cutoff: Cutoff) throws -> [(key: String, difference: KeyDifference)] {
         guard let projections else { return [] }
-        return try projections.read { snapshot in try InvoiceQueries.nearMisses(of: typed, in: snapshot) }
+        let found = try projections.read { snapshot in try InvoiceQueries.nearMisses(of: typed, in: snapshot) }
+        return try found.filter { miss in
+            guard miss.key != key else { return false }
+            return try cutoff.isNow || !History.read(miss.key, cutoff: cutoff, from: ledger).isEmpty
+        }
     }
 
     /// `projection_lag`: the invoice has events the status views have not applied yet.
