@@ -146,7 +146,22 @@ public struct Forensics: Sendable {
 
     public func why(_ question: WhyQuestion) throws -> WhyAnswer {
         let key = (try? InvoiceKey.parse(question.typedKey).get())?.description ?? question.typedKey
-        let history = try History.load(key: key, system: question.system, user: question.user, cutoff: question.cutoff, from: ledger)
+        var history = try History.load(key: key, system: question.system, user: question.user, cutoff: question.cutoff, from: ledger)
+        // A user's recorded query is judged against the invoice as it stood when the query ran:
+        // approved an hour later does not explain a search that came up empty before.
+        if question.criteria == nil, question.user != nil, let asOf = history.asOf(cutoff: question.cutoff),
+           let query = history.lastQuery(atOrBefore: asOf)?.record,
+           history.invoice.contains(where: { $0.record.occurredMicros > query.occurredMicros }) {
+            var atQuery = question.cutoff
+            atQuery.at = min(question.cutoff.at ?? .max, query.occurredMicros)
+            history = try History.load(key: key, system: question.system, user: question.user, cutoff: atQuery, from: ledger)
+            var asked = question
+            asked.cutoff = atQuery
+            var answer = try diagnose(history, question: asked)
+            answer.cutoff = WhyAnswer.CutoffUsed(
+                at: question.cutoff.at.map(CST.format), knownAt: question.cutoff.knownAt.map(CST.format), position: question.cutoff.position)
+            return answer
+        }
         return try diagnose(history, question: question)
     }
 

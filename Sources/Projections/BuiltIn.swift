@@ -22,7 +22,7 @@ public struct InvoiceStateProjection: Projection {
     public static let name = "invoice_state"
     public var name: String { Self.name }
     /// 2: rows say which position set the issuer status.
-    public var version: Int { 3 }
+    public var version: Int { 4 }
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("rows")] }
 
     public init() {}
@@ -130,7 +130,7 @@ public struct StatusViewsProjection: Projection {
     public var name: String { Self.name }
     /// 2: voided and red-lettered views cite the void or reversal; a registration re-places
     /// the system's invoices.
-    public var version: Int { 3 }
+    public var version: Int { 4 }
     public var tables: [ProjectionTableSpec] {
         [ProjectionTableSpec("views"), ProjectionTableSpec("current"), ProjectionTableSpec("state"), ProjectionTableSpec("systems")]
     }

@@ -163,27 +163,31 @@ public enum InvoiceFold {
             state.issuer.position = record.position
         case let .deliveryAttempted(step):
             update(step.system, record, &state) { view in
-                view.delivery = "attempting"
                 view.deliveryAttempts = max(view.deliveryAttempts, step.attempt)
+                guard isLatest(at, view.deliverySince) else { return }
+                view.delivery = "attempting"
                 view.deliverySince = at
             }
         case let .deliveryFailed(failed):
             update(failed.system, record, &state) { view in
-                view.delivery = "failed"
                 view.deliveryAttempts = max(view.deliveryAttempts, failed.attempt)
                 view.deliveryFailures += 1
+                guard isLatest(at, view.deliverySince) else { return }
+                view.delivery = "failed"
                 view.lastFailureReason = failed.reason.rawValue
                 view.lastFailureDetail = failed.detail
                 view.deliverySince = at
             }
         case let .deliverySucceeded(step):
             update(step.system, record, &state) { view in
-                view.delivery = "succeeded"
                 view.deliveryAttempts = max(view.deliveryAttempts, step.attempt)
+                guard isLatest(at, view.deliverySince) else { return }
+                view.delivery = "succeeded"
                 view.deliverySince = at
             }
         case let .receiptAccepted(accepted):
             update(accepted.system, record, &state) { view in
+                guard isLatest(at, view.receiptSince) else { return }
                 view.receipt = "accepted"
                 view.receiptRule = nil
                 view.receiptDetail = nil
@@ -191,6 +195,7 @@ public enum InvoiceFold {
             }
         case let .receiptRejected(rejected):
             update(rejected.system, record, &state) { view in
+                guard isLatest(at, view.receiptSince) else { return }
                 view.receipt = "rejected"
                 view.receiptRule = rejected.rule.rawValue
                 view.receiptDetail = rejected.detail
@@ -199,6 +204,7 @@ public enum InvoiceFold {
         case let .reviewApproved(approved):
             if state.systems[approved.system]?.receipt != "accepted" { flag("review_before_receipt", &state) }
             update(approved.system, record, &state) { view in
+                guard isLatest(at, view.reviewSince) else { return }
                 view.review = "approved"
                 view.reviewBy = approved.by
                 view.reviewReason = nil
@@ -207,18 +213,28 @@ public enum InvoiceFold {
         case let .reviewRejected(rejected):
             if state.systems[rejected.system]?.receipt != "accepted" { flag("review_before_receipt", &state) }
             update(rejected.system, record, &state) { view in
+                guard isLatest(at, view.reviewSince) else { return }
                 view.review = "rejected"
                 view.reviewBy = rejected.by
                 view.reviewReason = rejected.reason
                 view.reviewSince = at
             }
         case let .verificationChecked(checked):
+            guard isLatest(at, state.verification?.at) else { break }
             state.verification = .init(provider: checked.provider, result: checked.result.rawValue, at: at, position: record.position)
         case let .ledgerFlagged(flagged):
             for finding in flagged.findings { flag(finding.rule.rawValue, &state) }
         case .systemRegistered, .maintenanceStarted, .maintenanceEnded, .accessGranted, .accessRevoked, .queryExecuted:
             break
         }
+    }
+
+    /// Whether an event that happened at `at` is the newest word on something last changed at
+    /// `since`. A late arrival (it happened before what the ledger already has) is kept in the
+    /// lineage and the counters, but does not roll the status back: the fold gives the same
+    /// state whatever order the events were recorded in.
+    private static func isLatest(_ at: Int64, _ since: Int64?) -> Bool {
+        since.map { at >= $0 } ?? true
     }
 
     private static func update(_ system: String, _ record: Record, _ state: inout InvoiceState, _ change: (inout InvoiceState.SystemView) -> Void) {
