@@ -48,7 +48,10 @@ struct Diagnosis {
     }
 
     func record(at position: UInt64) -> Record? {
-        (history.invoice + history.systemEvents + history.userEvents).first { $0.record.position == position }?.record
+        for items in [history.invoice, history.systemEvents, history.userEvents] {
+            if let item = items.first(where: { $0.record.position == position }) { return item.record }
+        }
+        return nil
     }
 
     // MARK: 1. not in the ledger

@@ -38,7 +38,8 @@ public struct History: Sendable {
     /// The moment the answer is about: the cutoff's `at`, else just after the latest event seen.
     public func asOf(cutoff: Cutoff) -> Int64? {
         if let at = cutoff.at { return at }
-        return (invoice + systemEvents + userEvents).map(\.record.occurredMicros).max()
+        let latest = [invoice, systemEvents, userEvents].compactMap { items in items.lazy.map(\.record.occurredMicros).max() }
+        return latest.max()
     }
 
     /// The invoice's state folded from its events in the order they happened (ties: position).
@@ -51,8 +52,12 @@ public struct History: Sendable {
         return state
     }
 
+    /// Set when many invoices share one system history (the morning report): folded once.
+    var foldedSystemRow: SystemRow??
+
     /// The receiving system as registered, with its maintenance windows.
     public var systemRow: SystemRow? {
+        if let folded = foldedSystemRow { return folded }
         guard !systemEvents.isEmpty else { return nil }
         var row = SystemRow(system: system)
         for item in systemEvents { if let event = item.event { SystemsProjection.fold(event, record: item.record, into: &row) } }

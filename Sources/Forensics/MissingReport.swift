@@ -1,4 +1,6 @@
 import FapiaoDomain
+import Foundation
+import Synchronization
 import Ledger
 import Projections
 
@@ -44,32 +46,52 @@ public enum ForensicsError: Error, CustomStringConvertible {
 
 extension Forensics {
     public func allMissing(
-        system: String, since: CalendarDate?, examplesMax: Int = 10, progress: (Int, Int) -> Void = { _, _ in }
+        system: String, since: CalendarDate?, examplesMax: Int = 10, progress: @Sendable (Int, Int) -> Void = { _, _ in }
     ) throws -> MissingReport {
         guard let projections else { throw ForensicsError.noProjections }
         let systemEvents = try History.read("system/\(system)", cutoff: Cutoff(), from: ledger)
-        guard let owner = History.systemRow(system, cutoff: Cutoff(), ledger: ledger)?.ownerTaxId else {
+        let systemRow = History.systemRow(system, cutoff: Cutoff(), ledger: ledger)
+        guard let owner = systemRow?.ownerTaxId else {
             throw ForensicsError.systemNotRegistered(system)
         }
         let candidates = try projections.read { snapshot in try InvoiceQueries.keys(buyerTaxId: owner, issuedFrom: since, in: snapshot) }
+        // Each invoice's answer is independent: work through them on every core, in chunks,
+        // then group in candidate order so the report is the same however the work was split.
+        let chunkInvoices = 512
+        let chunks = stride(from: 0, to: candidates.count, by: chunkInvoices).map { $0..<min($0 + chunkInvoices, candidates.count) }
+        let decisive = Mutex<[Int: [Cause?]]>([:])
+        let failure = Mutex<(any Error)?>(nil)
+        let done = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: chunks.count) { index in
+            do {
+                let causes = try chunks[index].map { position -> Cause? in
+                    let candidate = candidates[position]
+                    var history = try History.load(key: candidate.key, system: system, user: nil, cutoff: Cutoff(), from: ledger, systemEvents: systemEvents)
+                    history.foldedSystemRow = .some(systemRow)
+                    return try diagnose(history, question: WhyQuestion(typedKey: candidate.key, system: system)).decisive
+                }
+                decisive.withLock { $0[index] = causes }
+                let finished = done.withLock { $0 += causes.count; return $0 }
+                progress(finished, candidates.count)
+            } catch {
+                failure.withLock { $0 = error }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
         var groups: [CauseCode: MissingReport.Group] = [:]
         var visible = 0
-        for (index, candidate) in candidates.enumerated() {
-            let history = try History.load(key: candidate.key, system: system, user: nil, cutoff: Cutoff(), from: ledger, systemEvents: systemEvents)
-            let answer = try diagnose(history, question: WhyQuestion(typedKey: candidate.key, system: system))
-            if let decisive = answer.decisive {
-                var group = groups[decisive.code] ?? MissingReport.Group(code: decisive.code, count: 0, examples: [])
+        let answers = decisive.withLock { $0 }
+        for (index, range) in chunks.enumerated() {
+            for (candidate, cause) in zip(candidates[range], answers[index] ?? []) {
+                guard let cause else { visible += 1; continue }
+                var group = groups[cause.code] ?? MissingReport.Group(code: cause.code, count: 0, examples: [])
                 group.count += 1
                 if group.examples.count < examplesMax {
-                    group.examples.append(.init(key: candidate.key, issueDate: candidate.date, summary: decisive.summary))
+                    group.examples.append(.init(key: candidate.key, issueDate: candidate.date, summary: cause.summary))
                 }
-                groups[decisive.code] = group
-            } else {
-                visible += 1
+                groups[cause.code] = group
             }
-            if index % 1_000 == 0 { progress(index, candidates.count) }
         }
-        progress(candidates.count, candidates.count)
         let ordered = groups.values.sorted { $0.count != $1.count ? $0.count > $1.count : $0.code < $1.code }
         return MissingReport(
             system: system, owner: owner, since: since?.description, examined: candidates.count, visible: visible,

@@ -94,3 +94,16 @@ extension History {
         return row
     }
 }
+
+extension Forensics {
+    /// The invoice's state as of a cutoff (the same fold as the projections, over the events the
+    /// cutoff admits, in the order they happened), and the systems it names. Nil: no event.
+    public func state(typedKey: String, cutoff: Cutoff) throws -> (state: InvoiceState, systems: [SystemRow])? {
+        let key = (try? InvoiceKey.parse(typedKey).get())?.description ?? typedKey
+        let history = History(key: key, system: "", user: nil, invoice: try History.read(key, cutoff: cutoff, from: ledger), systemEvents: [], userEvents: [])
+        guard !history.invoice.isEmpty else { return nil }
+        let state = history.state
+        let systems = state.systems.keys.sorted().compactMap { History.systemRow($0, cutoff: cutoff, ledger: ledger) }
+        return (state, systems)
+    }
+}

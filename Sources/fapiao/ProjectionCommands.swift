@@ -1,5 +1,6 @@
 import ArgumentParser
 import FapiaoDomain
+import Forensics
 import Foundation
 import LMDB
 import Ledger
@@ -35,7 +36,8 @@ struct ShowCommand: ParsableCommand {
         abstract: "Show an invoice's current state: issuer, verification and every receiving system.",
         discussion: """
             KEY is taken as people type it: spaces, full-width digits, hyphens, a legacy CODE-NUMBER \
-            pair in either order. If the key is not in the ledger, near misses are suggested.
+            pair in either order. If the key is not in the ledger, near misses are suggested. With \
+            --at, --known-at or --position, the state is folded from the log as of then.
 
             Examples:
               fapiao show 24112000000015301234
@@ -44,10 +46,24 @@ struct ShowCommand: ParsableCommand {
 
     @OptionGroup var ledgerOptions: LedgerOptionsGroup
     @OptionGroup var output: FormatOption
+    @OptionGroup var time: TimeFlags
     @Argument(help: "The invoice key, as typed.") var key: String
 
     func run() throws {
         let ledger = try ledgerOptions.open(readOnly: true)
+        let cutoff = try time.cutoff()
+        if !cutoff.isNow {
+            // As of a moment: folded from the log itself, not the (current) projection.
+            guard let (state, systems) = try CLIError.wrap({ try Forensics(ledger: ledger, projections: nil).state(typedKey: key, cutoff: cutoff) }) else {
+                Terminal.error("invoice \(KeyInput.canonical(key)) has no event in the ledger as of the time asked.")
+                throw ExitCode(ExitCodes.problemFound)
+            }
+            switch output.format {
+            case .json: try JSONOutput.print(state)
+            case .human: Terminal.write(InvoiceStateText.render(state, systems: systems))
+            }
+            return
+        }
         let engine = try ProjectionAccess.reader(ledger)
         let canonical = KeyInput.canonical(key)
         let (state, systems, suggestions) = try engine.read { snapshot in

@@ -29,4 +29,24 @@ import Testing
             #expect(answer.cutoff.at == nil)
         }
     }
+
+    /// `show --at`: the state folded from the log as of a moment, not the current projection.
+    @Test func theStateAsOfAMomentIsFoldedFromTheLog() async throws {
+        try await withScenario { s in
+            var f = try s.file()
+            f.register()
+            f.issue(at: "2024-12-31T16:59:26+08:00")
+            f.attempted(at: "2024-12-31T17:00:05+08:00")
+            f.succeeded(at: "2024-12-31T17:00:07+08:00")
+            f.accepted(at: "2024-12-31T17:00:08+08:00")
+            try await s.load(f)
+
+            let before = try #require(try s.forensics.state(typedKey: Cast.key, cutoff: Cutoff(at: TimeInput.parse("2024-12-31T17:00:06+08:00"))))
+            #expect(before.state.systems[Cast.system]?.delivery == "attempting")
+            #expect(before.state.systems[Cast.system]?.receipt == "none")
+            let after = try #require(try s.forensics.state(typedKey: Cast.key, cutoff: Cutoff()))
+            #expect(after.state.systems[Cast.system]?.receipt == "accepted")
+            #expect(try s.forensics.state(typedKey: Cast.key, cutoff: Cutoff(at: TimeInput.parse("2024-12-30"))) == nil)
+        }
+    }
 }
