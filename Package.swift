@@ -85,6 +85,9 @@ let package = Package(
         ),
         // Benchmark: importing CloudEvents JSON Lines (validate, spool, append) against the parse-only ceiling.
         .executableTarget(name: "import-bench", dependencies: ["Ingestion", "Ledger", "FapiaoDomain"], path: "tools/import-bench"),
+        // The realistic data generator: Beijing invoices, their failures, and what `why` should answer.
+        .target(name: "Generator", dependencies: ["FapiaoDomain"]),
+        .executableTarget(name: "fapiao-gen", dependencies: ["Generator", "FapiaoDomain", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/generator"),
         // Test helper: appends forever and prints each acknowledged position (the crash test kills it).
         .executableTarget(
             name: "ledger-torture",
@@ -93,6 +96,12 @@ let package = Package(
         ),
         // Benchmark: `audit verify` over a 1M-event ledger against raw SHA-256 over the same bytes.
         .executableTarget(name: "audit-bench", dependencies: ["Audit", "Ledger"], path: "tools/audit-bench"),
+        // Benchmark: projections and forensics on a generated Beijing ledger.
+        .executableTarget(
+            name: "forensics-bench",
+            dependencies: ["Forensics", "Projections", "Ingestion", "Ledger", "FapiaoDomain", "Generator"],
+            path: "tools/forensics-bench"
+        ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "FapiaoDomainTests", dependencies: ["FapiaoDomain"]),
         .testTarget(name: "IngestionTests", dependencies: ["Ingestion", "Ledger", "FapiaoDomain"]),
@@ -106,6 +115,7 @@ let package = Package(
             name: "AuditTests",
             dependencies: ["Audit", "Ledger", "LMDB", "fapiao", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .testTarget(name: "GeneratorTests", dependencies: ["Generator", "Forensics", "Projections", "Ingestion", "Ledger", "FapiaoDomain"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Ledger", "fapiao", "ledger-torture"]),
     ],
     swiftLanguageModes: [.v6]

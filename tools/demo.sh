@@ -1,36 +1,44 @@
 #!/usr/bin/env bash
-# make demo: build a small ledger from the Beijing sample and show what the ledger knows.
-# usage: tools/demo.sh LEDGER_DIR FAPIAO_BINARY
+# make demo: a realistic Beijing ledger, the morning report, and `why` for one invoice of each cause.
+# usage: tools/demo.sh LEDGER_DIR BIN_DIR
 set -euo pipefail
 ledger=${1:-./demo.ledger}
-fapiao=${2:-.build/release/fapiao}
-sample=examples/beijing-sample.jsonl
+bin=${2:-.build/release}
+fapiao="$bin/fapiao"
+invoices=${DEMO_INVOICES:-3000}
+events=$(mktemp -t fapiao-demo-XXXXXX.jsonl)
+trap 'rm -f "$events"' EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 rm -rf "$ledger"
-say "Importing $sample (CloudEvents JSON Lines, docs/events.md) into $ledger"
-"$fapiao" import "$sample" --ledger "$ledger"
+say "Generating $invoices invoices of a Beijing buyer, with the failures of real life (tools/generator)"
+"$bin/fapiao-gen" --invoices "$invoices" --seed 2024 --out "$events"
 
-say "Importing it again: idempotent on (source, id), nothing new is written"
-"$fapiao" import "$sample" --ledger "$ledger"
+say "Importing them: every line validated first, then appended (CloudEvents JSON Lines, docs/events.md)"
+"$fapiao" import "$events" --ledger "$ledger"
 
-say "The ledger"
-"$fapiao" status --ledger "$ledger"
+say "The morning report: invoices issued to beijing-finance's owner that it does not show, by cause"
+"$fapiao" why --all-missing --system beijing-finance --ledger "$ledger"
 
-say "Invoice 24112000000015301234: every event, as the ledger recorded it"
-"$fapiao" stream 24112000000015301234 --ledger "$ledger"
+say "Why, for one invoice of each cause"
+"$fapiao" why --all-missing --system beijing-finance --ledger "$ledger" --format json |
+    python3 -c 'import json,sys; [print(g["code"], g["examples"][0]["key"]) for g in json.load(sys.stdin)["causes"] if g["examples"]]' |
+    while read -r code key; do
+        printf '\n\033[1m-- %s: %s\033[0m\n' "$code" "$key"
+        "$fapiao" why "$key" --system beijing-finance --ledger "$ledger" | sed -n '1,/^timeline/p' | sed '$d' || true
+    done
 
-say "The same as CloudEvents with the ledger's hash chain (first two)"
-"$fapiao" log --ledger "$ledger" --limit 2 --format json
-
-say "Re-reading every record and verifying the hash chain"
+say "The ledger itself: the hash chain, re-read record by record"
 "$fapiao" check --ledger "$ledger"
 
 cat <<MSG
 
-Next:
-  $fapiao --help                       every command, with examples
-  $fapiao log --ledger $ledger         the whole log
-  mdb_stat -a $ledger                  the ledger is plain LMDB
+Go further:
+  $fapiao replay KEY --ledger $ledger                      the invoice's history, what each system saw after each event
+  $fapiao why KEY --system beijing-finance --user USER     with a user's access and their last recorded search
+  $fapiao why KEY --system beijing-finance --at 2024-12-05 as of a moment (also --known-at, --position)
+  $fapiao list --system beijing-finance --status pending_review --ledger $ledger
+  $fapiao projections status --ledger $ledger
+  $fapiao --help
 MSG

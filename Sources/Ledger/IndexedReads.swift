@@ -68,7 +68,11 @@ extension Ledger {
                 let indexed = try txn.indexedThrough(tables: tables)
                 let head = try Self.lastPosition(in: txn, tables: tables)
                 guard try tail.synchronize(with: txn, tables: tables, indexed: indexed, head: head) else { return nil }
-                return try body(IndexedSnapshot(txn: txn, tables: tables, tail: tail, indexed: indexed, head: head))
+                let answer = try body(IndexedSnapshot(txn: txn, tables: tables, tail: tail, indexed: indexed, head: head))
+                // A merge that committed while `body` ran has pruned tail entries this snapshot's
+                // B-trees do not hold (it began before the merge): what `body` read may lack them.
+                guard tail.state.withLock({ $0.indexedThrough }) <= indexed else { return nil }
+                return answer
             }
             if let answer { return answer }
         }
