@@ -1,4 +1,5 @@
 import ArgumentParser
+import Audit
 import FapiaoDomain
 import Forensics
 import Foundation
@@ -37,7 +38,8 @@ struct ShowCommand: ParsableCommand {
         discussion: """
             KEY is taken as people type it: spaces, full-width digits, hyphens, a legacy CODE-NUMBER \
             pair in either order. If the key is not in the ledger, near misses are suggested. With \
-            --at, --known-at or --position, the state is folded from the log as of then.
+            --at, --known-at or --position, the state is folded from the log as of then; with \
+            --known-at, the first signed tree head after that moment is named (JSON: {state, signedHead}).
 
             Examples:
               fapiao show 24112000000015301234
@@ -58,9 +60,20 @@ struct ShowCommand: ParsableCommand {
                 Terminal.error("invoice \(KeyInput.canonical(key)) has no event in the ledger as of the time asked.")
                 throw ExitCode(ExitCodes.problemFound)
             }
+            // What the ledger said then is provable with the first signed head at or after it.
+            let head = cutoff.knownAt.flatMap { knownAt in try? AuditLog(ledger: ledger).firstHead(signedAtOrAfter: knownAt) }
             switch output.format {
-            case .json: try JSONOutput.print(state)
-            case .human: Terminal.write(InvoiceStateText.render(state, systems: systems))
+            case .json:
+                if cutoff.knownAt != nil { try JSONOutput.print(KnownAtAnswer(state: state, signedHead: head)) } else { try JSONOutput.print(state) }
+            case .human:
+                Terminal.write(InvoiceStateText.render(state, systems: systems))
+                if cutoff.knownAt != nil {
+                    if let head {
+                        Terminal.write(Terminal.dim("  covered by signed tree head \(head.treeSize) (root \(head.rootHash.prefix(16))…, signed \(head.ledgerTime)); prove with `fapiao audit prove \(state.key)`") + "\n")
+                    } else {
+                        Terminal.write(Terminal.dim("  no signed tree head was made after that moment yet (fapiao audit checkpoint)") + "\n")
+                    }
+                }
             }
             return
         }
@@ -84,6 +97,12 @@ struct ShowCommand: ParsableCommand {
         case .human: Terminal.write(InvoiceStateText.render(state, systems: systems))
         }
     }
+}
+
+/// `show --known-at --format json`: the state then, and the signed head that covers it.
+struct KnownAtAnswer: Encodable {
+    var state: InvoiceState
+    var signedHead: SignedTreeHead?
 }
 
 enum KeyInput {
