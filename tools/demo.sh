@@ -7,13 +7,15 @@ bin=${2:-.build/release}
 fapiao="$bin/fapiao"
 invoices=${DEMO_INVOICES:-3000}
 events=$(mktemp -t fapiao-demo-XXXXXX.jsonl)
-trap 'rm -f "$events"' EXIT
+manifest=$(mktemp -t fapiao-demo-XXXXXX.manifest)
+keys=$(mktemp -d -t fapiao-demo-keys-XXXXXX)
+trap 'rm -rf "$events" "$manifest" "$keys"' EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 rm -rf "$ledger"
 say "Generating $invoices invoices of a Beijing buyer, with the failures of real life (tools/generator)"
-"$bin/fapiao-gen" --invoices "$invoices" --seed 2024 --out "$events"
+"$bin/fapiao-gen" --invoices "$invoices" --seed 2024 --out "$events" --manifest "$manifest"
 
 say "Importing them: every line validated first, then appended (CloudEvents JSON Lines, docs/events.md)"
 "$fapiao" import "$events" --ledger "$ledger"
@@ -29,8 +31,25 @@ say "Why, for one invoice of each cause"
         "$fapiao" why "$key" --system beijing-finance --ledger "$ledger" | sed -n '1,/^timeline/p' | sed '$d' || true
     done
 
-say "The ledger itself: the hash chain, re-read record by record"
-"$fapiao" check --ledger "$ledger"
+say "Why, for a user who searched and did not find it (their access, their last recorded query)"
+python3 -c '
+import json, sys
+seen = set()
+for line in open(sys.argv[1]):
+    entry = json.loads(line)
+    cause = entry["intended"]
+    if entry.get("user") and cause not in seen and cause not in ("visible",) and (cause.startswith("query_") or cause in ("access_denied", "system_maintenance")):
+        seen.add(cause)
+        print(cause, entry["key"], entry["user"])
+' "$manifest" | while read -r code key user; do
+        printf '\n\033[1m-- %s: %s, user %s\033[0m\n' "$code" "$key" "$user"
+        "$fapiao" why "$key" --system beijing-finance --user "$user" --ledger "$ledger" | sed -n '1,/^timeline/p' | sed '$d' || true
+    done
+
+say "For auditors: sign the tree head, then verify every record, the hash chain and the Merkle root"
+"$fapiao" audit keygen --out "$keys" >/dev/null
+"$fapiao" audit checkpoint --key "$keys/audit-signing.key" --ledger "$ledger"
+"$fapiao" audit verify --ledger "$ledger"
 
 cat <<MSG
 
@@ -40,5 +59,9 @@ Go further:
   $fapiao why KEY --system beijing-finance --at 2024-12-05 as of a moment (also --known-at, --position)
   $fapiao list --system beijing-finance --status pending_review --ledger $ledger
   $fapiao projections status --ledger $ledger
+  $fapiao audit bundle --subject KEY OUT --ledger $ledger  an offline proof an auditor checks with tools/verify_bundle.py
   $fapiao --help
+
+The HTTP server (fapiao serve) is not built yet; services subscribe in process for now
+(Ledger.subscribe, ProjectionEngine.changes).
 MSG

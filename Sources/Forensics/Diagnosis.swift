@@ -280,7 +280,7 @@ struct Diagnosis {
         let since = record.map { CST.format($0.occurredMicros) }
         let issued = positions([.invoiceIssued])
         if let number = criteria.number, number != invoice.number, number != state.key {
-            let difference = InvoiceKey(canonical: state.key).map { describeDifference(typed: number, actual: $0) }
+            let difference = NumberDifference.explain(typed: number, number: invoice.number, key: state.key)
             add(Cause(code: .queryNumberMismatch,
                       summary: "the query searched for number \(number), the invoice is \(state.key)\(difference.map { " (\($0))" } ?? "")",
                       since: since, evidence: evidence + issued),

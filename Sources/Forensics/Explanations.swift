@@ -20,6 +20,34 @@ enum DateCheck {
     }
 }
 
+/// How a searched number differs from the invoice's: against the invoice number alone when
+/// the search looks like one (a legacy 8-digit number), else against the whole key.
+enum NumberDifference {
+    static func explain(typed: String, number: String, key: String) -> String? {
+        let digits = String(typed.unicodeScalars.compactMap { scalar -> Character? in
+            switch scalar.value {
+            case 0x30...0x39: Character(scalar)
+            case 0xFF10...0xFF19: Character(Unicode.Scalar(scalar.value - 0xFF10 + 0x30)!)
+            default: nil
+            }
+        })
+        if digits.count == number.count, digits != typed, digits == number { return "typed with full-width digits or separators" }
+        if digits.count == number.count, let edit = sameLengthEdit(digits, number) { return edit }
+        return InvoiceKey(canonical: key).map { describeDifference(typed: typed, actual: $0).description }
+    }
+
+    /// One digit wrong, or two neighbours swapped; nil for anything else.
+    static func sameLengthEdit(_ typed: String, _ actual: String) -> String? {
+        let a = Array(typed), b = Array(actual)
+        let differing = a.indices.filter { a[$0] != b[$0] }
+        if differing.count == 1 { return "digit \(differing[0] + 1) differs" }
+        if differing.count == 2, differing[1] == differing[0] + 1, a[differing[0]] == b[differing[1]], a[differing[1]] == b[differing[0]] {
+            return "digits \(differing[0] + 1) and \(differing[1] + 1) are swapped"
+        }
+        return nil
+    }
+}
+
 /// How a typed company name differs from the invoice's, in words a finance user recognises.
 enum NameDifference {
     static func explain(typed: String, actual: String) -> String {
