@@ -94,11 +94,16 @@ public struct InvoiceIssued: Sendable, Hashable, EventData {
     public var totalTax: Money
     public var totalWithTax: Money
     public var remarks: String?
+    /// A paper invoice printed by the digital platform (数电纸票) carries both a 20-digit
+    /// `number` and a legacy `code` with this 8-digit number: `code-paperNumber` is its alias.
+    /// An optional extension of the contract.
+    public var paperNumber: String?
 
     /// The largest invoice we accept; the national platform's own ceiling is lower.
     public static let lineCountMax = 2000
 
-    public init(number: String, code: String?, kind: InvoiceKind, issuedAt: Timestamp, seller: Party, buyer: Party, lines: [InvoiceLine], totalAmount: Money, totalTax: Money, totalWithTax: Money, remarks: String? = nil) {
+    public init(number: String, code: String?, kind: InvoiceKind, issuedAt: Timestamp, seller: Party, buyer: Party, lines: [InvoiceLine], totalAmount: Money, totalTax: Money, totalWithTax: Money, remarks: String? = nil, paperNumber: String? = nil) {
+        self.paperNumber = paperNumber
         self.number = number
         self.code = code
         self.kind = kind
@@ -119,6 +124,12 @@ public struct InvoiceIssued: Sendable, Hashable, EventData {
         return InvoiceKey(canonical: number)
     }
 
+    /// The legacy alias of a digital paper invoice (`code-paperNumber`), when it has one.
+    public var aliasKey: InvoiceKey? {
+        guard number.utf8.count == 20, let code, let paperNumber else { return nil }
+        return InvoiceKey(canonical: code + "-" + paperNumber)
+    }
+
     static func decode(_ fields: ObjectFields, _ reader: inout DataReader) -> InvoiceIssued? {
         let number = reader.required(fields, "number", Field.digits(counts: [8, 20]), expected: "an 8- or 20-digit string")
         let code = reader.optional(fields, "code", Field.digits(counts: [10, 12]))
@@ -131,10 +142,12 @@ public struct InvoiceIssued: Sendable, Hashable, EventData {
         let totalTax = reader.required(fields, "totalTax", Field.money, expected: Field.amountExpected)
         let totalWithTax = reader.required(fields, "totalWithTax", Field.money, expected: Field.amountExpected)
         let remarks = reader.optionalText(fields, "remarks")
+        let paperNumber = reader.optional(fields, "paperNumber", Field.digits(counts: [8]))
         guard let number, let code, let kind, let issuedAt, let seller, let buyer, let lines,
-              let totalAmount, let totalTax, let totalWithTax, let remarks else { return nil }
+              let totalAmount, let totalTax, let totalWithTax, let remarks, let paperNumber else { return nil }
         return InvoiceIssued(number: number, code: code, kind: kind, issuedAt: issuedAt, seller: seller, buyer: buyer, lines: lines,
-                             totalAmount: totalAmount, totalTax: totalTax, totalWithTax: totalWithTax, remarks: remarks)
+                             totalAmount: totalAmount, totalTax: totalTax, totalWithTax: totalWithTax, remarks: remarks,
+                             paperNumber: paperNumber)
     }
 
     var jsonFields: [(String, JSONValue?)] {
@@ -142,7 +155,7 @@ public struct InvoiceIssued: Sendable, Hashable, EventData {
             ("number", .string(number)), ("code", code.json ?? .null), ("kind", .string(kind.rawValue)),
             ("issuedAt", .string(issuedAt.text)), ("seller", seller.json), ("buyer", buyer.json),
             ("lines", .makeArray(lines.map(\.json))), ("totalAmount", totalAmount.json), ("totalTax", totalTax.json),
-            ("totalWithTax", totalWithTax.json), ("remarks", remarks.json),
+            ("totalWithTax", totalWithTax.json), ("remarks", remarks.json), ("paperNumber", paperNumber.map { .string($0) }),
         ]
     }
 }

@@ -72,6 +72,8 @@ public enum KeyDifference: Sendable, Hashable, CustomStringConvertible {
     case extraDigit(position: Int)
     /// More than one edit apart: not a near miss.
     case unrelated
+    /// The typed text is the legacy code and number printed on this digital paper invoice.
+    case legacyAlias
 
     public var description: String {
         switch self {
@@ -84,13 +86,14 @@ public enum KeyDifference: Sendable, Hashable, CustomStringConvertible {
         case .digitMissing(let position): "digit \(position) is missing"
         case .extraDigit(let position): "an extra digit before digit \(position)"
         case .unrelated: "more than one typo apart"
+        case .legacyAlias: "the legacy code and number printed on this digital paper invoice"
         }
     }
 
     /// Whether the typed text means this key after normalisation alone.
     public var isSameKey: Bool {
         switch self {
-        case .identical, .formatting, .fullWidthDigits, .codeNumberSwapped: true
+        case .identical, .formatting, .fullWidthDigits, .codeNumberSwapped, .legacyAlias: true
         default: false
         }
     }

@@ -235,7 +235,7 @@ public struct StatusViewsProjection: Projection {
 public struct SearchProjection: Projection {
     public static let name = "search"
     public var name: String { Self.name }
-    public var version: Int { 2 }
+    public var version: Int { 3 }
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("index"), ProjectionTableSpec("entries")] }
 
     public init() {}
@@ -289,7 +289,8 @@ public struct SearchProjection: Projection {
         if let parsed = InvoiceKey(canonical: key) {
             for signature in parsed.nearMissSignatures { pairs.append(("near_miss", signature)) }
         }
-        return pairs.map { entry(field: $0.0, value: $0.1, date: $0.0 == "near_miss" ? "" : date, key: key) }
+        if let alias = issued.aliasKey { pairs.append(("alias", alias.description)) }
+        return pairs.map { entry(field: $0.0, value: $0.1, date: ($0.0 == "near_miss" || $0.0 == "alias") ? "" : date, key: key) }
     }
 
     static func entry(field: String, value: String, date: String, key: String) -> [UInt8] {

@@ -129,6 +129,12 @@ public enum InvoiceQueries {
         for key in direct where try snapshot.transaction.get(search.table("entries"), key: Array(key.utf8)) != nil {
             if seen.insert(key).inserted, let parsed = InvoiceKey(canonical: key) { found.append((key, describeDifference(typed: typed, actual: parsed))) }
         }
+        // The legacy code and number of a digital paper invoice name its 20-digit key.
+        for alias in direct {
+            for (_, key) in try dateRange(prefix: SearchProjection.prefix(field: "alias", value: alias), from: "", to: "\u{10FFFF}", in: search.table("index"), txn: snapshot.transaction, limit: 10) {
+                if seen.insert(key).inserted { found.append((key, .legacyAlias)) }
+            }
+        }
         for signature in InvoiceKey.nearMissSignatures(forTyped: typed) {
             for (_, key) in try dateRange(prefix: SearchProjection.prefix(field: "near_miss", value: signature), from: "", to: "\u{10FFFF}", in: search.table("index"), txn: snapshot.transaction, limit: 100) {
                 guard seen.insert(key).inserted, let parsed = InvoiceKey(canonical: key) else { continue }
