@@ -13,20 +13,23 @@ struct Fapiao: AsyncParsableCommand {
 
             The ledger is --ledger PATH, or $FAPIAO_LEDGER, or ./fapiao.ledger.
 
-            Examples:
-              fapiao import events.jsonl            append CloudEvents JSON Lines (see docs/events.md)
-              fapiao why 24112000000015301234 --system beijing-finance
-                                                    is it visible there, and if not, why (with proof)
-              fapiao why --all-missing --system beijing-finance   the morning report
-              fapiao replay 24112000000015301234    its history, with what each system saw
-              fapiao show 24112000000015301234      an invoice's state in every system
-              fapiao list --system beijing-finance --status pending_review
-              fapiao projections status             checkpoints and lag of the projections
-              fapiao status                         head position, tables, map usage
-              fapiao log --from 1 --limit 20        the global log
-              fapiao stream 24112000000015301234    one invoice's events
-              fapiao rejections                     appends the ledger refused, and why
-              fapiao check                          re-read every record and verify the hash chain
+            Start here:
+              fapiao import events.jsonl          CloudEvents JSON Lines (docs/events.md)
+              fapiao why KEY --system SYSTEM      visible there? if not, why, with proof
+              fapiao why --all-missing --system beijing-finance
+                                                  the morning report, grouped by cause
+              fapiao replay KEY                   history, what each system saw
+              fapiao show KEY                     state in every system
+              fapiao list --system S --status pending_review
+
+            The ledger itself:
+              fapiao status                       head, rejections, map usage
+              fapiao log --from 1 --limit 20      the global log (--format json)
+              fapiao stream KEY                   one stream's events
+              fapiao rejections                   appends refused, and why
+              fapiao check                        verify positions and hash chain
+              fapiao projections status           checkpoints and lag
+              fapiao audit verify                 Merkle roots, signed heads
 
             Exit codes: 0 ok; 1 a check found a problem; 64 bad usage; 65 bad input (nothing recorded); \
             66 no ledger at the path; 73 map or disk full (nothing of the batch written); \
