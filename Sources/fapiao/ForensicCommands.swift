@@ -39,10 +39,10 @@ struct WhyCommand: ParsableCommand {
             With --user, that user's access and most recent recorded query before the time asked are \
             evaluated; criteria flags (--number, --issued-from, ...) are evaluated instead of a recorded query.
 
-            Examples:
-              fapiao why 24112000000015301234 --system beijing-finance
-              fapiao why 24112000000015301234 --system beijing-finance --user zhang.wei --format json
-              fapiao why 24112000000015301234 --system beijing-finance --at 2024-12-31T18:00:00+08:00
+            Examples (KEY as typed, e.g. 24112000000015301234):
+              fapiao why KEY --system beijing-finance
+              fapiao why KEY --system beijing-finance --user zhang.wei --format json
+              fapiao why KEY --system beijing-finance --at "2024-12-31 18:00"
               fapiao why --all-missing --system beijing-finance --since 2024-12-01
 
             Exit codes: 0 visible (or report printed), 1 not visible, 64 bad usage, 66 no ledger.
@@ -133,8 +133,9 @@ struct ReplayCommand: ParsableCommand {
 
             Examples:
               fapiao replay 24112000000015301234
-              fapiao replay 24112000000015301234 --known-at "2024-12-31 17:10"
-              fapiao replay --from 1000 --to 1100 --type fapiao.delivery. --source urn:fapiao:sync:beijing-finance
+              fapiao replay 24112000000015301234 --at "2024-12-31 17:10"
+              fapiao replay --from 1000 --to 1100 --type fapiao.delivery.
+              fapiao replay --from 1000 --source urn:fapiao:sync:beijing-finance
             """)
 
     @OptionGroup var ledgerOptions: LedgerOptionsGroup

@@ -160,7 +160,8 @@ struct ListCommand: ParsableCommand {
 
             Examples:
               fapiao list --system beijing-finance --status pending_review
-              fapiao list --system beijing-finance --issued-from 2024-12-01 --issued-to 2024-12-31 --buyer-name 北京某某科技有限公司
+              fapiao list --system beijing-finance --issued-from 2024-12-01 \\
+                --issued-to 2024-12-31 --buyer-name 北京某某科技有限公司
             """)
 
     @OptionGroup var ledgerOptions: LedgerOptionsGroup
