@@ -81,11 +81,11 @@ if !FileManager.default.fileExists(atPath: ledgerPath) {
     report("import        \(imported.events) events in \(String(format: "%.1f", importSeconds)) s (\(rate(imported.events, importSeconds)) ev/s); projections caught up \(String(format: "%.1f", catchUpSeconds)) s after")
 }
 
-let manifest: [(key: String, user: String?, intended: String)] = try String(contentsOfFile: manifestPath, encoding: .utf8)
+let manifest: [(key: String, system: String, user: String?, intended: String)] = try String(contentsOfFile: manifestPath, encoding: .utf8)
     .split(separator: "\n").compactMap { line in
         guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
               let key = object["key"] as? String, let intended = object["intended"] as? String else { return nil }
-        return (key, object["user"] as? String, intended)
+        return (key, object["system"] as? String ?? "beijing-finance", object["user"] as? String, intended)
     }
 
 // 2. Rebuild every built-in projection (target ≥ 300,000 ev/s), against the import's own rate.
@@ -140,7 +140,7 @@ do {
         _ = try ledger.stream(entry.key, limit: 1_000)
         raw.append(now() - started)
         started = now()
-        let answer = try forensics.why(WhyQuestion(typedKey: entry.key, system: "beijing-finance", user: entry.user))
+        let answer = try forensics.why(WhyQuestion(typedKey: entry.key, system: entry.system, user: entry.user))
         whys.append(now() - started)
         if (answer.causes.first?.code.rawValue ?? "visible") == entry.intended { agree += 1 }
     }
@@ -148,7 +148,7 @@ do {
     if FileManager.default.isExecutableFile(atPath: fapiao) {
         var cli: [Double] = []
         for entry in sample.prefix(30) {
-            var arguments = ["why", entry.key, "--system", "beijing-finance", "--ledger", ledgerPath, "--format", "json"]
+            var arguments = ["why", entry.key, "--system", entry.system, "--ledger", ledgerPath, "--format", "json"]
             if let user = entry.user { arguments += ["--user", user] }
             cli.append(try timeProcess(fapiao, arguments))
         }
