@@ -72,8 +72,11 @@ public enum InvoiceQueries {
                 candidates.append((date, key, status, date + "\u{0}" + key))
             }
         } else {
+            // Each status's view is ordered by (date, key), the order of the answer: read at most
+            // one page (and one more, to know there is a next) from each, from the cursor on.
+            let start = max(from, criteria.after ?? "")
             for status in statuses {
-                for (date, key) in try dateRange(prefix: StatusViewsProjection.prefix(system: criteria.system, status: status), from: from, to: to, in: views.table("views"), txn: snapshot.transaction, limit: Int.max) {
+                for (date, key) in try dateRange(prefix: StatusViewsProjection.prefix(system: criteria.system, status: status), from: start, to: to, in: views.table("views"), txn: snapshot.transaction, limit: limit + 2) {
                     candidates.append((date, key, status, date + "\u{0}" + key))
                 }
             }
