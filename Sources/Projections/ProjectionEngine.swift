@@ -220,6 +220,17 @@ public final class ProjectionEngine: Sendable {
         }
     }
 
+    /// Projections stored with another version than this build's (their rows may not decode):
+    /// a writer rebuilds them when it starts.
+    public func staleProjections() throws -> [String] {
+        try ledger.read { txn in
+            try projections.filter { projection in
+                guard let entry = try CatalogEntry.read(projection.name, table: catalog, in: txn) else { return true }
+                return entry.version != projection.version
+            }.map(\.name)
+        }
+    }
+
     public func checkpoint(of name: String) throws -> UInt64 {
         try ledger.read { txn in try CatalogEntry.read(name, table: catalog, in: txn)?.checkpoint ?? 0 }
     }

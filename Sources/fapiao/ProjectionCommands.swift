@@ -13,6 +13,11 @@ enum ProjectionAccess {
     static func reader(_ ledger: Ledger) throws -> ProjectionEngine {
         do {
             let engine = try ProjectionEngine(ledger: ledger, projections: BuiltInProjections.all)
+            let stale = try engine.staleProjections()
+            if !stale.isEmpty {
+                Terminal.error("projection\(stale.count == 1 ? "" : "s") \(stale.joined(separator: ", ")) in this ledger \(stale.count == 1 ? "was" : "were") built by another version of fapiao. Rebuild with `fapiao projections catch-up --ledger \(ledger.path)` (it rebuilds what changed) when no other process writes.")
+                throw ExitCode(ExitCodes.ioError)
+            }
             if let lagging = try engine.status().first(where: { $0.lagEvents > 0 }) {
                 Terminal.note("note: projection \(lagging.name) is \(lagging.lagEvents) events behind the log (checkpoint \(lagging.checkpoint), head \(lagging.head)); run `fapiao projections catch-up` when no other process writes.")
             }
