@@ -97,12 +97,26 @@ public final class ProjectionEngine: Sendable {
     /// Projections without tables yet (before `start`) are left alone: `apply` would skip them,
     /// so counting their checkpoint as 0 would loop forever.
     public func catchUp() async throws {
+        // Decode the next chunk while the writer applies this one (as a rebuild does).
+        var prefetched: (from: UInt64, task: Task<DecodedBatch, any Error>)?
+        defer { prefetched?.task.cancel() }
         while true {
             let (checkpoints, head) = try ledger.read { txn in
                 (try projections.compactMap { try CatalogEntry.read($0.name, table: catalog, in: txn)?.checkpoint }, try ledger.headPosition(in: txn))
             }
             guard let lowest = checkpoints.min(), lowest < head else { return }
-            let batch = try await decodedBatch(from: lowest + 1, limit: Self.chunkEvents)
+            let chunk = head - lowest > UInt64(Self.chunkEvents) ? Self.rebuildChunkEvents : Self.chunkEvents
+            let batch: DecodedBatch
+            if let ready = prefetched, ready.from == lowest + 1 {
+                batch = try await ready.task.value
+            } else {
+                prefetched?.task.cancel()
+                batch = try await decodedBatch(from: lowest + 1, limit: chunk)
+            }
+            prefetched = nil
+            if let last = batch.lastPosition, last < head {
+                prefetched = (last + 1, Task { [next = last + 1] in try await self.decodedBatch(from: next, limit: chunk) })
+            }
             try await applyInJob(batch, building: false)
         }
     }

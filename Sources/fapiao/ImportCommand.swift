@@ -33,15 +33,14 @@ struct ImportCommand: AsyncParsableCommand {
     func run() async throws {
         let ledger = try ledgerOptions.open(readOnly: false)
         defer { ledger.close() }
-        // Projections follow the import asynchronously, in large chunks, and are caught up
-        // before the command returns.
-        let engine = try await ProjectionAccess.writer(ledger)
-        defer { engine.stop() }
         let bars = ImportProgressBars()
         do {
             let summary = try await Importer(ledger: ledger).importFile(atPath: file) { bars.show($0) }
             bars.finish()
-            try await engine.catchUp()
+            // Then the projections catch up, in large chunks, before the command returns (the
+            // writer serves one thing at a time: following the import would slow both).
+            let engine = try await ProjectionAccess.writer(ledger)
+            engine.stop()
             print(summary)
         } catch let error as ImportError {
             bars.finish()
