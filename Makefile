@@ -14,6 +14,9 @@ deps:
 		echo "installing liblmdb-dev lmdb-utils"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq liblmdb-dev lmdb-utils pkg-config; \
 	fi
+# Optional: the test suite validates docs/openapi.yaml with it, and skips that check without it.
+	@python3 -c "import openapi_spec_validator" 2>/dev/null || pip install -q openapi-spec-validator 2>/dev/null \
+		|| echo "openapi-spec-validator not installed: the OpenAPI validation test will be skipped"
 
 build: deps
 	$(SWIFT) build -c release --product fapiao

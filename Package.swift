@@ -16,6 +16,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The system liblmdb (Debian: liblmdb-dev). Nothing but a module map.
@@ -63,10 +67,29 @@ let package = Package(
             name: "Audit",
             dependencies: ["Ledger", "LMDB", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // The HTTP server: ingestion, queries, forensic answers, live subscriptions (SSE), auth, metrics.
+        .target(
+            name: "Server",
+            dependencies: [
+                "Ledger",
+                "Projections",
+                "Forensics",
+                "Audit",
+                "Ingestion",
+                "FapiaoDomain",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The command-line tool: argument parsing and printing only.
         .executableTarget(
             name: "fapiao",
             dependencies: [
+                "Server",
                 "Ledger",
                 "Ingestion",
                 "Projections",
@@ -102,6 +125,15 @@ let package = Package(
             dependencies: ["Forensics", "Projections", "Ingestion", "Ledger", "FapiaoDomain", "Generator"],
             path: "tools/forensics-bench"
         ),
+        // Benchmark: HTTP ingestion of 100-event batches against the in-process append rate, same run.
+        .executableTarget(
+            name: "server-bench",
+            dependencies: [
+                "Server", "Ledger", "Ingestion", "FapiaoDomain", "Generator",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "tools/server-bench"
+        ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "FapiaoDomainTests", dependencies: ["FapiaoDomain"]),
         .testTarget(name: "IngestionTests", dependencies: ["Ingestion", "Ledger", "FapiaoDomain"]),
@@ -116,6 +148,15 @@ let package = Package(
             dependencies: ["Audit", "Ledger", "LMDB", "fapiao", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "GeneratorTests", dependencies: ["Generator", "Forensics", "Projections", "Ingestion", "Ledger", "FapiaoDomain"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Ledger", "Projections", "Forensics", "Audit", "Ingestion", "FapiaoDomain",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["Ledger", "fapiao", "ledger-torture"]),
     ],
     swiftLanguageModes: [.v6]

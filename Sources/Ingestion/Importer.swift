@@ -201,12 +201,12 @@ public struct Importer: Sendable {
 
     /// The size of `event`'s stored record. Mirrors `RecordCodec.encodedSize(of:)` (internal
     /// to Ledger): 82 bytes of header and length prefixes, then the fields and `data`.
-    static func recordBytes(of event: NewEvent) -> Int {
+    public static func recordBytes(of event: NewEvent) -> Int {
         82 + event.stream.utf8.count + event.type.utf8.count + event.source.utf8.count + event.id.utf8.count
             + event.time.utf8.count + (event.dataContentType?.utf8.count ?? 0) + event.data.count
     }
 
-    func newEvent(from envelope: CloudEventEnvelope) -> NewEvent {
+    public func newEvent(from envelope: CloudEventEnvelope) -> NewEvent {
         NewEvent(
             stream: envelope.subject, type: envelope.type.rawValue, source: envelope.source, id: envelope.id,
             time: envelope.time.text, occurredMicros: envelope.time.micros, dataContentType: envelope.datacontenttype,
@@ -214,7 +214,7 @@ public struct Importer: Sendable {
     }
 
     /// The flag the ledger appends beside an issued invoice that breaks a rule.
-    func flag(for envelope: CloudEventEnvelope, event: NewEvent) -> (event: NewEvent, findings: [RuleFinding])? {
+    public func flag(for envelope: CloudEventEnvelope, event: NewEvent) -> (event: NewEvent, findings: [RuleFinding])? {
         guard case let .invoiceIssued(issued) = envelope.event else { return nil }
         let table = rules.table(atMicros: issued.issuedAt.micros)
         let findings = InvoiceChecks.check(issued, rules: table, subject: InvoiceKey(canonical: envelope.subject))

@@ -38,7 +38,7 @@ struct Fapiao: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             ImportCommand.self, WhyCommand.self, ReplayCommand.self, ShowCommand.self, ListCommand.self, StatusCommand.self, LogCommand.self, StreamCommand.self,
-            RejectionsCommand.self, CheckCommand.self, ProjectionsCommand.self, AuditCommand.self, ExportCommand.self,
+            RejectionsCommand.self, CheckCommand.self, ProjectionsCommand.self, AuditCommand.self, ExportCommand.self, ServeCommand.self,
         ]
     )
 }
