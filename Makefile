@@ -33,8 +33,15 @@ demo: build
 bench: deps
 	$(SWIFT) build -c release --product ledger-bench
 	$(SWIFT) build -c release --product import-bench
+	$(SWIFT) build -c release --product forensics-bench
+	$(SWIFT) build -c release --product audit-bench
+	$(SWIFT) build -c release --product server-bench
+	$(SWIFT) build -c release --product fapiao
 	.build/release/ledger-bench
 	.build/release/import-bench
+	.build/release/forensics-bench
+	.build/release/audit-bench
+	.build/release/server-bench
 
 clean:
 	rm -rf .build $(DEMO_LEDGER)
