@@ -60,5 +60,6 @@ Go further:
   $fapiao list --system beijing-finance --status pending_review --ledger $ledger
   $fapiao projections status --ledger $ledger
   $fapiao audit bundle --subject KEY OUT --ledger $ledger  an offline proof an auditor checks with tools/verify_bundle.py
-  $fapiao --help  $fapiao serve --ledger $ledger --port 8080              the HTTP API and Server-Sent Events (docs/http-api.md)
+  $fapiao serve --ledger $ledger --port 8080               the HTTP API and Server-Sent Events (docs/http-api.md)
+  $fapiao --help
 MSG
