@@ -132,6 +132,35 @@ import Testing
     }
 
     /// docs/audit.md embeds the script; the copy in tools/ is the one tests run. They must agree.
+    /// `show --known-at`: what the ledger said then, with the signed head that covers it.
+    @Test func showKnownAtNamesTheCoveringSignedHead() throws {
+        let dir = TemporaryDirectory()
+        let ledger = ["--ledger", dir.ledgerPath]
+        let keys = dir.path + "/keys"
+        #expect(try Self.fapiao(["import", Self.samplePath] + ledger).status == 0)
+        Thread.sleep(forTimeInterval: 1.1)
+        let afterImport = Self.nowCST()  // whole seconds: after the import was recorded
+        let unsigned = try Self.fapiao(["show", Self.invoice, "--known-at", afterImport, "--format", "json"] + ledger)
+        #expect(unsigned.status == 0, "\(unsigned.stderr)")
+        #expect(try Self.json(unsigned.stdout)["signedHead"] == nil)
+        Thread.sleep(forTimeInterval: 1.1)
+        #expect(try Self.fapiao(["audit", "keygen", "--out", keys]).status == 0)
+        #expect(try Self.fapiao(["audit", "checkpoint", "--key", keys + "/audit-signing.key"] + ledger).status == 0)
+        let covered = try Self.fapiao(["show", Self.invoice, "--known-at", afterImport, "--format", "json"] + ledger)
+        let answer = try Self.json(covered.stdout)
+        #expect((answer["state"] as? [String: Any])?["key"] as? String == Self.invoice)
+        #expect((answer["signedHead"] as? [String: Any])?["treeSize"] as? Int == 17, "\(covered.stdout)")
+        // Before anything was recorded, the ledger knew nothing of the invoice.
+        #expect(try Self.fapiao(["show", Self.invoice, "--known-at", "2000-01-01"] + ledger).status == 1)
+    }
+
+    static func nowCST() -> String {
+        let formatter = DateFormatter()
+        formatter.timeZone = TimeZone(secondsFromGMT: 8 * 3600)
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss'+08:00'"
+        return formatter.string(from: Date())
+    }
+
     @Test func theDocumentedScriptIsTheToolsScript() throws {
         let doc = try String(contentsOf: BuiltProducts.packageRoot.appendingPathComponent("docs/audit.md"), encoding: .utf8)
         let start = try #require(doc.range(of: "```python\n"))
