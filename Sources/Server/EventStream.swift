@@ -163,7 +163,13 @@ extension FapiaoServer {
         let start = try Self.startPosition(request, default: head + 1)
         let filter = RecordFilter(typePrefix: query.get("type").flatMap { $0.isEmpty ? nil : $0 },
                                   stream: query.get("subject").flatMap { $0.isEmpty ? nil : $0 })
-        return try stream(comment: "the log from position \(start)") { [self] buffer in
+        return try logStream(from: start, filter: filter, principal: principal, comment: "the log from position \(start)")
+    }
+
+    /// The log from `start` as Server-Sent Events, the records `filter` matches and `principal`
+    /// may see (`GET /v1/events`, `GET /v1/subscriptions/{name}/events`).
+    func logStream(from start: UInt64, filter: RecordFilter, principal: Principal, comment: String) throws(Problem) -> Response {
+        try stream(comment: comment) { [self] buffer in
             var scope = LogScope(server: self, principal: principal)
             var feed = LogFeed(ledger: ledger, next: start, chunkRecords: configuration.streamChunkRecords)
             while let chunk = try await feed.next() {

@@ -73,6 +73,11 @@ public final class FapiaoServer: Sendable {
         router.get("/v1/invoices/:key/why") { request, context in await self.answer { () throws(Problem) in try await self.why(request, context) } }
         router.get("/v1/systems/:system/invoices") { request, context in await self.answer { () throws(Problem) in try await self.list(request, context) } }
         router.get("/v1/projections/:name/changes") { request, context in await self.answer { () throws(Problem) in try await self.changes(request, context) } }
+        router.put("/v1/subscriptions/:name") { request, context in await self.answer { () throws(Problem) in try await self.putSubscription(request, context) } }
+        router.get("/v1/subscriptions/:name") { request, context in await self.answer { () throws(Problem) in try await self.getSubscription(request, context) } }
+        router.delete("/v1/subscriptions/:name") { request, context in await self.answer { () throws(Problem) in try await self.deleteSubscription(request, context) } }
+        router.post("/v1/subscriptions/:name/ack") { request, context in await self.answer { () throws(Problem) in try await self.acknowledge(request, context) } }
+        router.get("/v1/subscriptions/:name/events") { request, context in await self.answer { () throws(Problem) in try await self.subscriptionEvents(request, context) } }
         router.get("/healthz") { _, _ in await self.answer { () throws(Problem) in try self.health() } }
         router.get("/metrics") { request, _ in await self.answer { () throws(Problem) in try self.prometheus(request) } }
         router.get("/openapi.yaml") { _, _ in Self.openAPI() }

@@ -22,6 +22,7 @@ tags:
   - name: ingestion
   - name: queries
   - name: streams
+  - name: subscriptions
   - name: operations
 paths:
   /v1/events:
@@ -327,6 +328,140 @@ paths:
           $ref: '#/components/responses/NotFound'
         '429':
           $ref: '#/components/responses/TooManySubscribers'
+  /v1/subscriptions/{name}:
+    parameters:
+      - $ref: '#/components/parameters/SubscriptionName'
+    put:
+      tags: [subscriptions]
+      operationId: putSubscription
+      summary: Create or update a durable named subscription (role subscriber or auditor).
+      description: |
+        Created: the cursor is `from - 1` (without `from`, the head - only new events), the owner
+        the calling token. Updated: the filters are replaced and the cursor kept (`from` is
+        ignored). Only the owner (or an auditor) may update it.
+      requestBody:
+        required: false
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/SubscriptionRequest'
+      responses:
+        '200':
+          description: Updated.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/SubscriptionStatus'
+        '201':
+          description: Created.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/SubscriptionStatus'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+    get:
+      tags: [subscriptions]
+      operationId: getSubscription
+      summary: A subscription's filters, cursor and lag (its owner or an auditor).
+      responses:
+        '200':
+          description: The subscription.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/SubscriptionStatus'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/NotFound'
+    delete:
+      tags: [subscriptions]
+      operationId: deleteSubscription
+      summary: Delete a subscription (its owner or an auditor).
+      responses:
+        '204':
+          description: Deleted.
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/NotFound'
+  /v1/subscriptions/{name}/ack:
+    parameters:
+      - $ref: '#/components/parameters/SubscriptionName'
+    post:
+      tags: [subscriptions]
+      operationId: acknowledgeSubscription
+      summary: Acknowledge processing up to a position; the cursor becomes max(cursor, position).
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [position]
+              properties:
+                position:
+                  type: integer
+                  minimum: 0
+                  description: At most the head position (else 400).
+      responses:
+        '200':
+          description: The subscription after the acknowledgement.
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/SubscriptionStatus'
+        '400':
+          $ref: '#/components/responses/BadRequest'
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/NotFound'
+  /v1/subscriptions/{name}/events:
+    parameters:
+      - $ref: '#/components/parameters/SubscriptionName'
+    get:
+      tags: [subscriptions, streams]
+      operationId: streamSubscription
+      summary: The log after the subscription's cursor, with its filters, as Server-Sent Events.
+      description: |
+        Frames as `GET /v1/events`. Starts at cursor + 1, or after `Last-Event-ID` (or at
+        `from`) when that is later. Shows what the owner's scope admits, whoever reads it.
+        Reading does not move the cursor; acknowledge with `POST .../ack`.
+      parameters:
+        - name: from
+          in: query
+          description: First position, used only when later than cursor + 1.
+          schema:
+            type: integer
+            minimum: 1
+        - $ref: '#/components/parameters/LastEventID'
+      responses:
+        '200':
+          description: A text/event-stream.
+          content:
+            text/event-stream:
+              schema:
+                type: string
+        '401':
+          $ref: '#/components/responses/Unauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/NotFound'
+        '429':
+          $ref: '#/components/responses/TooManySubscribers'
   /healthz:
     get:
       tags: [operations]
@@ -437,6 +572,14 @@ components:
       schema:
         type: string
         examples: [pending_review,approved]
+    SubscriptionName:
+      name: name
+      in: path
+      required: true
+      description: The subscription's name.
+      schema:
+        type: string
+        pattern: '^[A-Za-z0-9._-]{1,128}$'
     LastEventID:
       name: Last-Event-ID
       in: header
@@ -759,6 +902,49 @@ components:
         checkpoint:
           type: integer
           description: The answer reflects the log up to this position.
+    SubscriptionRequest:
+      type: object
+      properties:
+        typePrefix:
+          type: string
+          description: Only event types starting with this (e.g. fapiao.delivery.).
+        subject:
+          type: string
+          description: Only this stream.
+        from:
+          type: integer
+          minimum: 0
+          description: On creation, the first position to deliver (at most head + 1). Default - the head + 1.
+    SubscriptionStatus:
+      type: object
+      required: [name, filters, owner, cursor, head, lagEvents, lagSeconds, updatedAt]
+      properties:
+        name:
+          type: string
+        filters:
+          type: object
+          properties:
+            typePrefix:
+              type: string
+            subject:
+              type: string
+        owner:
+          type: string
+          description: The name of the token that created it.
+        cursor:
+          type: integer
+          description: The last acknowledged position.
+        head:
+          type: integer
+        lagEvents:
+          type: integer
+          description: Positions after the cursor, matching the filters or not.
+        lagSeconds:
+          type: number
+          description: Now minus the recorded time of the first position after the cursor; 0 when caught up.
+        updatedAt:
+          type: string
+          format: date-time
     Health:
       type: object
       required: [status, headPosition, projections, subscribers]

@@ -3,6 +3,7 @@
 //
 //     swift build -c release --product server-bench
 //     .build/release/server-bench [--invoices N] [--connections K] [--dir DIR]
+//     .build/release/server-bench --sse-subscribers [N]   (SSESubscribers.swift)
 //
 // 1. Generates a realistic Beijing ledger's events (the `Generator` module: ~6 events an
 //    invoice) and cuts them into batches of 100, as JSON arrays.
@@ -32,8 +33,10 @@ struct Arguments {
     var dir: String?
     /// Leave the projection engine stopped: what ingestion alone costs.
     var projections = true
+    /// Nonzero: the SSE fan-out measure instead of ingestion (`--sse-subscribers N`).
+    var sseSubscribers = 0
 
-    static let usage = "usage: server-bench [--invoices N (default 35000, ~6 events each)] [--connections K (default 8)] [--dir DIR] [--no-projections]"
+    static let usage = "usage: server-bench [--invoices N (default 35000, ~6 events each)] [--connections K (default 8)] [--dir DIR] [--no-projections] [--sse-subscribers [N] (default 100: SSE delivery delay instead)]"
 
     init(_ arguments: [String]) {
         var rest = arguments[...]
@@ -49,6 +52,14 @@ struct Arguments {
                 guard let value = rest.popFirst() else { Self.fail() }
                 dir = value
             case "--no-projections": projections = false
+            case "--sse-subscribers":
+                if let text = rest.first, let value = Int(text) {
+                    guard value > 0 else { Self.fail() }
+                    rest.removeFirst()
+                    sseSubscribers = value
+                } else {
+                    sseSubscribers = 100
+                }
             case "-h", "--help":
                 print(Self.usage)
                 exit(0)
@@ -272,6 +283,10 @@ func run() async throws {
     try? FileManager.default.removeItem(atPath: base)
     try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: base) }
+    if arguments.sseSubscribers > 0 {
+        try await runSSESubscribers(arguments, base: base)
+        return
+    }
     print("server-bench: \(arguments.invoices) invoices, \(arguments.connections) connections, in \(base)")
 
     // Parsing needs an importer (for flags); any ledger will do, it is not appended to.
