@@ -322,7 +322,7 @@ struct Diagnosis {
         let timelineItems = (history.invoice + extraTimeline + registrationItems)
         var seen = Set<UInt64>()
         let timeline = timelineItems.filter { seen.insert($0.record.position).inserted }.sorted { $0.record.position < $1.record.position }.map { item in
-            TimelineEntry(position: item.record.position, time: CST.format(item.record.occurredMicros), recorded: CST.format(item.record.recordedMicros),
+            TimelineEntry(position: item.record.position, system: item.event?.system, time: CST.format(item.record.occurredMicros), recorded: CST.format(item.record.recordedMicros),
                           type: item.record.type, source: item.record.source, summary: EventSummary.describe(item.event, record: item.record))
         }
         return WhyAnswer(

@@ -6,6 +6,8 @@ import Projections
 public struct Replay: Codable, Sendable, Equatable {
     public struct Step: Codable, Sendable, Equatable {
         public var position: UInt64
+        /// The receiving system the event concerns, if any.
+        public var system: String?
         /// When it happened at the source, and when the ledger recorded it (RFC 3339, CST).
         public var time: String
         public var recorded: String
@@ -59,7 +61,7 @@ extension Forensics {
             }
             let record = item.record
             steps.append(Replay.Step(
-                position: record.position, time: CST.format(record.occurredMicros), recorded: CST.format(record.recordedMicros),
+                position: record.position, system: item.event?.system, time: CST.format(record.occurredMicros), recorded: CST.format(record.recordedMicros),
                 late: late, source: record.source, type: record.type, summary: EventSummary.describe(item.event, record: record),
                 issuer: state.issuer.status, verification: state.verification?.result, systems: views))
         }
@@ -77,7 +79,7 @@ extension Forensics {
                 if let typePrefix, !item.record.type.hasPrefix(typePrefix) { continue }
                 if let source, item.record.source != source { continue }
                 entries.append(TimelineEntry(
-                    position: item.record.position, time: CST.format(item.record.occurredMicros), recorded: CST.format(item.record.recordedMicros),
+                    position: item.record.position, system: item.event?.system, time: CST.format(item.record.occurredMicros), recorded: CST.format(item.record.recordedMicros),
                     type: item.record.type, source: item.record.source, summary: EventSummary.describe(item.event, record: item.record)))
             }
             next = last.position + 1

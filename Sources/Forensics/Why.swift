@@ -54,6 +54,8 @@ public struct Cause: Codable, Sendable, Equatable {
 
 public struct TimelineEntry: Codable, Sendable, Equatable {
     public var position: UInt64
+    /// The receiving system the event concerns, if any (lets a scoped reader see only its own).
+    public var system: String?
     /// When it happened at the source (RFC 3339, CST).
     public var time: String
     /// When the ledger recorded it (RFC 3339, CST).

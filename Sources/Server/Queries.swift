@@ -50,6 +50,8 @@ extension FapiaoServer {
             throw notFound(invoice: replay.key, principal, didYouMean: [], detail: "invoice \(replay.key) has no event in the time asked")
         }
         if let systems = principal.scope.systems {
+            // Nothing of another system: not its events, not its view of the invoice.
+            replay.steps.removeAll { step in step.system.map { !systems.contains($0) } ?? false }
             for index in replay.steps.indices { replay.steps[index].systems = replay.steps[index].systems.filter { systems.contains($0.key) } }
         }
         return try json(replay)
@@ -72,11 +74,14 @@ extension FapiaoServer {
         let question = WhyQuestion(typedKey: typed, system: system, user: user, cutoff: try Self.cutoff(request), criteria: try Self.criteria(request))
         // A scoped token learns nothing of invoices outside its scope: not even that they exist.
         if !principal.scope.isUnlimited { try requireInvoice(typed, principal) }
-        let answer: WhyAnswer
+        var answer: WhyAnswer
         do {
             answer = try forensics.why(question)
         } catch {
             throw internalProblem(error)
+        }
+        if let systems = principal.scope.systems {
+            answer.timeline.removeAll { entry in entry.system.map { !systems.contains($0) } ?? false }
         }
         return try json(answer)
     }

@@ -86,6 +86,25 @@ import Testing
         }
     }
 
+    /// An invoice in the scope may also have been sent to another system: a scoped reader's
+    /// why and timeline show none of that system's events.
+    @Test func aSystemScopedAnswerCarriesNoOtherSystemsEvents() async throws {
+        try await withServer { server, client in
+            try await seed(server, client)
+            let extra = try await post(client, [
+                Build.line(Fixture.k1, .deliveryAttempted(DeliveryStep(system: "sys-b", attempt: 1)), id: "dlv-b-1", at: "2025-01-02T11:00:00+08:00"),
+            ])
+            #expect(extra.status == .ok)
+            let why = try decode(WhyAnswer.self, try await get(client, "/v1/invoices/\(Fixture.k1)/why?system=sys-a", as: "reader-a"))
+            #expect(!why.timeline.isEmpty)
+            #expect(why.timeline.allSatisfy { $0.system != "sys-b" }, "\(why.timeline)")
+            let unscoped = try decode(WhyAnswer.self, try await get(client, "/v1/invoices/\(Fixture.k1)/why?system=sys-a", as: "reader"))
+            #expect(unscoped.timeline.contains { $0.system == "sys-b" })
+            let replay = try decode(Replay.self, try await get(client, "/v1/invoices/\(Fixture.k1)/timeline", as: "reader-a"))
+            #expect(replay.steps.allSatisfy { $0.system != "sys-b" && $0.systems["sys-b"] == nil }, "\(replay.steps)")
+        }
+    }
+
     @Test func aSellerScopedReaderSeesOnlyItsSellersInvoices() async throws {
         try await withServer { server, client in
             try await seed(server, client)
