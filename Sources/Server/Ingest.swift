@@ -36,6 +36,9 @@ struct IngestBatch {
         /// Where the event is among the entries (its flag, if any, follows it).
         var entryIndex: Int
         var flagged: [String]?
+        /// What a scoped writer's token is checked against.
+        var system: String?
+        var sellerTaxId: String?
     }
 
     var entries: [AppendEntry] = []
@@ -146,8 +149,10 @@ struct IngestBatch {
             } else {
                 seen[key] = (index, event)
             }
+            var sellerTaxId: String?
+            if case let .invoiceIssued(issued) = envelope.event { sellerTaxId = issued.seller.taxId }
             batch.sent.append(Sent(source: event.source, id: event.id, stream: event.stream, entryIndex: batch.entries.count,
-                                   flagged: flag.map { $0.findings.map(\.rule.rawValue) }))
+                                   flagged: flag.map { $0.findings.map(\.rule.rawValue) }, system: envelope.event.system, sellerTaxId: sellerTaxId))
             batch.entries.append(AppendEntry(event, expecting: expectation))
             if let flag { batch.entries.append(AppendEntry(flag.event, expecting: .any)) }
         }
@@ -192,7 +197,7 @@ struct IngestBatch {
 extension FapiaoServer {
     /// `POST /v1/events`.
     func appendEvents(_ request: Request) async throws(Problem) -> Response {
-        _ = try access.authorize(request, roles: Roles.append)
+        let principal = try access.authorize(request, roles: Roles.append)
         guard let shape = IngestBatch.shape(contentType: request.headers[.contentType]) else {
             throw .unsupportedMediaType(request.headers[.contentType])
         }
@@ -202,6 +207,23 @@ extension FapiaoServer {
         case .success(let parsed): batch = parsed
         case .failure(let problem):
             metrics.refusedRequests.increment()
+            throw problem
+        }
+        // A scoped writer writes only inside its scope: events naming another system, or an
+        // issue by another seller, refuse the whole batch.
+        let outside = batch.sent.enumerated().compactMap { index, sent -> Problem.Item? in
+            if let system = sent.system, !principal.scope.admits(system: system), principal.scope.systems != nil {
+                return Problem.Item(index: index, attribute: "data.system", expected: "a system of the token's scope", got: system)
+            }
+            if let sellers = principal.scope.sellerTaxIds, let seller = sent.sellerTaxId, !sellers.contains(seller) {
+                return Problem.Item(index: index, attribute: "data.seller.taxId", expected: "a seller of the token's scope", got: seller)
+            }
+            return nil
+        }
+        guard outside.isEmpty else {
+            metrics.refusedRequests.increment()
+            var problem = Problem.forbidden("the token \(principal.name) may not write \(outside.count) of these events; nothing was written")
+            problem.problems = outside
             throw problem
         }
         let started = ContinuousClock.now

@@ -105,6 +105,25 @@ import Testing
         }
     }
 
+    /// A scoped writer writes only inside its scope; a batch with one event outside writes nothing.
+    @Test func aSystemScopedWriterCannotWriteForAnotherSystem() async throws {
+        try await withServer { server, client in
+            try await seed(server, client)
+            let head = try server.ledger.headPosition()
+            let refused = try await post(client, [
+                Build.line(Fixture.k1, .deliveryAttempted(DeliveryStep(system: "sys-a", attempt: 1)), id: "w-a-1", at: "2025-01-02T11:00:00+08:00"),
+                Build.line(Fixture.k1, .deliveryAttempted(DeliveryStep(system: "sys-b", attempt: 1)), id: "w-b-1", at: "2025-01-02T11:00:00+08:00"),
+            ], as: "writer-a")
+            #expect(refused.status == .forbidden)
+            #expect(try server.ledger.headPosition() == head)
+            let allowed = try await post(client, [
+                Build.line(Fixture.k1, .deliveryAttempted(DeliveryStep(system: "sys-a", attempt: 1)), id: "w-a-1", at: "2025-01-02T11:00:00+08:00"),
+            ], as: "writer-a")
+            #expect(allowed.status == .ok)
+            #expect(try server.ledger.headPosition() == head + 1)
+        }
+    }
+
     @Test func aSellerScopedReaderSeesOnlyItsSellersInvoices() async throws {
         try await withServer { server, client in
             try await seed(server, client)

@@ -156,6 +156,7 @@ enum Fixture {
         TokenEntry(token: token("reader-a"), role: .reader, systems: ["sys-a"], name: "reader-a"),
         TokenEntry(token: token("reader-s2"), role: .reader, sellerTaxIds: [sellerS2], name: "reader-s2"),
         TokenEntry(token: token("subscriber-a"), role: .subscriber, systems: ["sys-a"], name: "subscriber-a"),
+        TokenEntry(token: token("writer-a"), role: .writer, systems: ["sys-a"], name: "writer-a"),
     ]
 
     static let access = try! AccessControl(tokens: tokens)
