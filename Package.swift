@@ -134,30 +134,33 @@ let package = Package(
             ],
             path: "tools/server-bench"
         ),
-        .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
+        // What the test targets share (temporary directories, failures). Only tests use it.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "LMDBTests", dependencies: ["TestSupport", "LMDB"]),
         .testTarget(name: "FapiaoDomainTests", dependencies: ["FapiaoDomain"]),
-        .testTarget(name: "IngestionTests", dependencies: ["Ingestion", "Ledger", "FapiaoDomain"]),
+        .testTarget(name: "IngestionTests", dependencies: ["TestSupport", "Ingestion", "Ledger", "FapiaoDomain"]),
         .testTarget(
             name: "LedgerTests",
-            dependencies: ["Ledger", "LMDB", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["TestSupport", "Ledger", "LMDB", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .testTarget(name: "ProjectionsTests", dependencies: ["Projections", "Ledger", "LMDB", "FapiaoDomain", "Ingestion", .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "ForensicsTests", dependencies: ["Forensics", "Projections", "Ingestion", "Ledger", "FapiaoDomain"]),
+        .testTarget(name: "ProjectionsTests", dependencies: ["TestSupport", "Projections", "Ledger", "LMDB", "FapiaoDomain", "Ingestion", .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "ForensicsTests", dependencies: ["TestSupport", "Forensics", "Projections", "Ingestion", "Ledger", "FapiaoDomain"]),
         .testTarget(
             name: "AuditTests",
-            dependencies: ["Audit", "Ledger", "LMDB", "fapiao", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["TestSupport", "Audit", "Ledger", "LMDB", "fapiao", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .testTarget(name: "GeneratorTests", dependencies: ["Generator", "Forensics", "Projections", "Ingestion", "Ledger", "FapiaoDomain"]),
+        .testTarget(name: "GeneratorTests", dependencies: ["TestSupport", "Generator", "Forensics", "Projections", "Ingestion", "Ledger", "FapiaoDomain"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [
+                "TestSupport",
                 "Server", "Ledger", "Projections", "Forensics", "Audit", "Ingestion", "FapiaoDomain",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["Ledger", "fapiao", "ledger-torture"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Ledger", "fapiao", "ledger-torture"]),
     ],
     swiftLanguageModes: [.v6]
 )

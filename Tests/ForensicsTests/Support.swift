@@ -1,3 +1,4 @@
+@_exported import TestSupport
 import FapiaoDomain
 import Foundation
 import Ingestion
@@ -12,31 +13,7 @@ import Testing
 // and only then asked about. Positions are predicted while the lines are written (the importer
 // appends a file in order, gaplessly) and checked against the ledger's head after the import.
 
-/// A fresh directory per test: LMDB environments must never be opened twice in one process.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
 
-    init(_ label: String = "forensics") {
-        path = NSTemporaryDirectory() + "fapiao-test-\(label)-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    var ledgerPath: String { path + "/ledger" }
-
-    /// Writes `text` to a file in this directory and returns its path.
-    func file(_ name: String, _ text: String) throws -> String {
-        let filePath = path + "/" + name
-        try Data(text.utf8).write(to: URL(fileURLWithPath: filePath))
-        return filePath
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// Times as the tests write them: RFC 3339 text in, microseconds and CST text out.
 enum Time {

@@ -1,3 +1,4 @@
+@_exported import TestSupport
 import FapiaoDomain
 import Forensics
 import Foundation
@@ -197,24 +198,7 @@ struct ManifestLine: Decodable {
     }
 }
 
-/// A fresh directory per test: LMDB environments must never be opened twice in one process.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
 
-    init(_ label: String = "generator") {
-        path = NSTemporaryDirectory() + "fapiao-test-\(label)-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    var ledgerPath: String { path + "/ledger" }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// Opens a ledger, runs `body`, closes the ledger and waits until its LMDB environment is
 /// really gone (LMDB must never have one directory open twice in a process). Engines made in

@@ -1,3 +1,4 @@
+@_exported import TestSupport
 import FapiaoDomain
 import Foundation
 import Testing
@@ -9,35 +10,7 @@ import Testing
 /// this process is running.
 @Suite(.serialized) enum ImportSuite {}
 
-/// A fresh directory per test: LMDB environments must never be opened twice in one process.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
 
-    init(_ label: String = "import") {
-        path = NSTemporaryDirectory() + "fapiao-test-\(label)-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    var ledgerPath: String { path + "/ledger" }
-
-    /// Writes `text` to a file in this directory and returns its path.
-    func file(_ name: String, _ text: String) throws -> String {
-        try file(name, bytes: Array(text.utf8))
-    }
-
-    func file(_ name: String, bytes: [UInt8]) throws -> String {
-        let filePath = path + "/" + name
-        try Data(bytes).write(to: URL(fileURLWithPath: filePath))
-        return filePath
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// Opens a ledger, runs `body`, closes the ledger and waits until its LMDB environment is
 /// really gone (LMDB must never have one directory open twice in a process).

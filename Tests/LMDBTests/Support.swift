@@ -1,17 +1,7 @@
+@_exported import TestSupport
 import Foundation
 import LMDB
 
-/// A fresh directory per test: LMDB environments must never be opened twice in one process.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
-
-    init(_ label: String = "lmdb") {
-        path = NSTemporaryDirectory() + "fapiao-test-\(label)-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 extension Array where Element == UInt8 {
     /// 8 big-endian bytes: keys that LMDB's default comparator orders numerically.

@@ -1,20 +1,8 @@
+@_exported import TestSupport
 import Foundation
 import Synchronization
 @testable import Ledger
 
-/// A fresh directory per test: LMDB environments must never be opened twice in one process.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
-
-    init(_ label: String = "ledger") {
-        path = NSTemporaryDirectory() + "fapiao-test-\(label)-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    var ledgerPath: String { path + "/ledger" }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 enum Fixture {
     /// A small event with deterministic content; `id` doubles as the idempotency id.
@@ -138,10 +126,6 @@ func flipByte(of marker: String, at offset: Int = 0, in file: String) throws {
     try Data(bytes).write(to: URL(fileURLWithPath: file))
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// Runs a program to its end; returns its exit status and standard output.
 func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {

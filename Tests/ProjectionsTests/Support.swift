@@ -1,3 +1,4 @@
+@_exported import TestSupport
 import FapiaoDomain
 import Foundation
 import LMDB
@@ -6,24 +7,7 @@ import Testing
 @testable import Ledger
 @testable import Projections
 
-/// A fresh directory per test: LMDB environments must never be opened twice in one process.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
 
-    init(_ label: String = "projections") {
-        path = NSTemporaryDirectory() + "fapiao-test-\(label)-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    var ledgerPath: String { path + "/ledger" }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// A writer clock that moves one millisecond per batch: recorded times never depend on the
 /// wall clock, so two ledgers fed the same events record the same times.

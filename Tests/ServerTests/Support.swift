@@ -1,3 +1,4 @@
+@_exported import TestSupport
 import FapiaoDomain
 import Foundation
 import Hummingbird
@@ -8,24 +9,7 @@ import Testing
 @testable import Projections
 @testable import Server
 
-/// A fresh directory per test: LMDB environments must never be opened twice in one process.
-struct TemporaryDirectory: ~Copyable {
-    let path: String
 
-    init(_ label: String = "server") {
-        path = NSTemporaryDirectory() + "fapiao-test-\(label)-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    var ledgerPath: String { path + "/ledger" }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
 
 /// A writer clock that moves one millisecond per batch.
 final class SteppingClock: Sendable {
