@@ -90,6 +90,11 @@ struct StreamCommand: ParsableCommand {
     @Option(help: "First stream version to print (1-based).") var fromVersion: UInt64 = 1
     @Option(help: "Most events to print.") var limit: Int = 1000
 
+    func validate() throws {
+        guard limit > 0 else { throw ValidationError("--limit must be at least 1, got \(limit)") }
+        guard fromVersion > 0 else { throw ValidationError("--from-version starts at 1 (the stream's first event)") }
+    }
+
     func run() throws {
         let ledger = try ledgerOptions.open(readOnly: true)
         let records = try CLIError.wrap { try ledger.stream(stream, fromVersion: fromVersion, limit: limit) }
@@ -114,6 +119,10 @@ struct RejectionsCommand: ParsableCommand {
     @OptionGroup var output: FormatOption
     @Option(help: "Only rejections of requests that named this stream.") var stream: String?
     @Option(help: "Most rejections to print.") var limit: Int = 100
+
+    func validate() throws {
+        guard limit > 0 else { throw ValidationError("--limit must be at least 1, got \(limit)") }
+    }
 
     func run() throws {
         let ledger = try ledgerOptions.open(readOnly: true)
