@@ -1,33 +1,29 @@
 // "Did you mean": finding the key someone meant when what they typed is not in the ledger.
 //
-// Approach: a symmetric deletion neighbourhood (the idea behind SymSpell). Enumerating every
-// key one edit away from a 20-digit typed key means 180 substitutions, 19 swaps, 21
-// deletions and 210 insertions, each an index probe, most of them empty. Instead every
-// stored key is indexed under a handful of *signatures*: its own digit string and the
-// string with each single digit deleted (at most 21 entries, fewer when adjacent digits
-// repeat). A typed key produces the same set. Two digit strings share a signature exactly
-// when one edit, or an adjacent swap, separates them:
+// Approach: enumerate every key one edit away from what was typed and look each up exactly.
+// For 20 typed digits that is 180 substitutions and at most 19 adjacent swaps (digit strings
+// of 18 or 20 digits only: no other length is a key), each read as a digital key and as a
+// legacy code and number: about 400 point look-ups, well under a millisecond. One typed
+// digit short or over adds 200 insertions or 21 deletions instead.
 //
-// - one digit wrong at i:   both minus position i are equal;
-// - adjacent swap at i,i+1: "..ab.." minus a at i equals "..ba.." minus a at i+1;
-// - a digit missing:        the typed string equals a stored deletion;
-// - a digit extra:          a typed deletion equals a stored key's own digits.
+// (Until search projection version 4 every stored key was indexed under its 21 deletion
+// signatures, SymSpell-style, so a look-up was 21 range scans. That made the near-miss rows
+// 85% of the search index, and most of the cost of rebuilding it: the ledger pays for every
+// stored key, a "did you mean" only for the rare key typed wrong.)
 //
-// Sharing a signature can also happen two edits apart (a shifted run), so candidates are
-// always confirmed with `describeDifference(typed:actual:)`, which classifies the
-// difference and says `.unrelated` for those. Code/number swaps and full-width digits are
-// not edits at all: `InvoiceKey.parse` already undoes them, and `readings(ofTyped:)` lists
-// every way a run of digits can be read as a key, for exact look-ups.
+// Candidates are confirmed with `describeDifference(typed:actual:)`, which classifies the
+// difference. Code/number swaps and full-width digits are not edits at all:
+// `InvoiceKey.parse` already undoes them, and `readings(ofTyped:)` lists every way a run of
+// digits can be read as a key, for exact look-ups.
 
 extension InvoiceKey {
-    /// The signatures to index this key under (see the file comment).
-    public var nearMissSignatures: [String] { NearMiss.signatures(ofDigits: digits) }
-
-    /// The signatures to look up for typed text, which need not parse: its digits
-    /// (full-width ones read as digits, other characters ignored), code first if it reads
-    /// as a legacy pair.
-    public static func nearMissSignatures(forTyped typed: String) -> [String] {
-        NearMiss.signatures(ofDigits: NearMiss.digits(ofTyped: typed))
+    /// Every key one edit away from typed text (a digit wrong, missing or extra, or two
+    /// neighbours swapped), in order of the edit's position, each digit string read as a
+    /// digital key and as a legacy code and number. The text need not parse: its digits are
+    /// used (full-width ones read as digits, other characters ignored), code first if it
+    /// reads as a legacy pair.
+    public static func nearMissCandidates(forTyped typed: String) -> [InvoiceKey] {
+        NearMiss.candidates(ofDigits: NearMiss.digits(ofTyped: typed))
     }
 
     /// Every key a typed run of digits could mean, the parsed reading first. Twenty digits
@@ -114,17 +110,56 @@ public func describeDifference(typed: String, actual: InvoiceKey) -> KeyDifferen
 }
 
 enum NearMiss {
-    static func signatures(ofDigits digits: String) -> [String] {
-        let characters = Array(digits)
-        var signatures = [digits]
-        for position in characters.indices {
-            // Deleting either of two equal neighbours gives the same string: keep one.
-            if position > 0 && characters[position] == characters[position - 1] { continue }
-            var deleted = characters
-            deleted.remove(at: position)
-            signatures.append(String(deleted))
+    /// See `InvoiceKey.nearMissCandidates(forTyped:)`.
+    static func candidates(ofDigits digits: String) -> [InvoiceKey] {
+        let typed = Array(digits.utf8)
+        let zero = UInt8(ascii: "0"), nine = UInt8(ascii: "9")
+        guard typed.allSatisfy({ $0 >= zero && $0 <= nine }) else { return [] }
+        let keyLengths: Set<Int> = [InvoiceKey.digitalNumberDigits, 10 + InvoiceKey.legacyNumberDigits]
+        var seen = Set<[UInt8]>()
+        var keys: [InvoiceKey] = []
+        func add(_ candidate: [UInt8]) {
+            guard seen.insert(candidate).inserted else { return }
+            let text = String(decoding: candidate, as: UTF8.self)
+            if candidate.count == InvoiceKey.digitalNumberDigits {
+                if candidate.first != zero { keys.append(.digital(number: text)) }
+                keys.append(.legacy(code: String(text.prefix(12)), number: String(text.suffix(8))))
+            } else {
+                keys.append(.legacy(code: String(text.prefix(10)), number: String(text.suffix(8))))
+            }
         }
-        return signatures
+        let sameLength = keyLengths.contains(typed.count)
+        let longer = keyLengths.contains(typed.count + 1)
+        let shorter = keyLengths.contains(typed.count - 1)
+        for position in 0...typed.count {
+            if position < typed.count {
+                if sameLength {
+                    for digit in zero...nine where digit != typed[position] {
+                        var candidate = typed
+                        candidate[position] = digit
+                        add(candidate)
+                    }
+                    if position + 1 < typed.count && typed[position] != typed[position + 1] {
+                        var candidate = typed
+                        candidate.swapAt(position, position + 1)
+                        add(candidate)
+                    }
+                }
+                if shorter {
+                    var candidate = typed
+                    candidate.remove(at: position)
+                    add(candidate)
+                }
+            }
+            if longer {
+                for digit in zero...nine {
+                    var candidate = typed
+                    candidate.insert(digit, at: position)
+                    add(candidate)
+                }
+            }
+        }
+        return keys
     }
 
     /// Digits of typed text in the order typed, full-width ones converted, all else dropped.

@@ -204,14 +204,10 @@ public struct StatusViewsProjection: Projection {
     private func keysInViews(of system: String, store: ProjectionStore) throws -> [String] {
         let prefix = Array(system.utf8) + [0]
         var keys: [String] = []
-        try store.transaction.withCursor(store.table("views")) { cursor in
-            var entry = try cursor.seek(atLeast: prefix)
-            while let current = entry, current.key.starts(with: prefix) {
-                // system ‖ 0 ‖ status ‖ 0 ‖ date ‖ 0 ‖ key
-                let parts = current.key.split(separator: 0, maxSplits: 3, omittingEmptySubsequences: false)
-                if parts.count == 4 { keys.append(String(decoding: parts[3], as: UTF8.self)) }
-                entry = try cursor.next()
-            }
+        for key in try store.keys("views", withPrefix: prefix) {
+            // system ‖ 0 ‖ status ‖ 0 ‖ date ‖ 0 ‖ key
+            let parts = key.split(separator: 0, maxSplits: 3, omittingEmptySubsequences: false)
+            if parts.count == 4 { keys.append(String(decoding: parts[3], as: UTF8.self)) }
         }
         return keys
     }
@@ -230,12 +226,14 @@ public struct StatusViewsProjection: Projection {
 /// Lookups by what people type: `index` keys are field ‖ 0 ‖ value ‖ 0 ‖ YYYY-MM-DD ‖ 0 ‖ key.
 /// Fields: `number`, `code`, `seller_tax_id`, `buyer_tax_id`, `seller_name`, `buyer_name`
 /// (names normalised: full-width to half-width, brackets, spaces, case), `issue_date`, and
-/// `near_miss` (the key's near-miss signatures, for "did you mean"). `entries`: key → the
-/// index keys written for it, to replace them if the invoice is issued again.
+/// `alias` (the legacy code and number printed on a digital paper invoice, undated).
+/// `entries`: key → the index keys written for it, to replace them if the invoice is issued
+/// again; "did you mean" looks candidate keys up here (see `NearMiss`).
 public struct SearchProjection: Projection {
     public static let name = "search"
     public var name: String { Self.name }
-    public var version: Int { 3 }
+    /// 4: no near-miss signatures (did-you-mean looks candidates up in `entries`).
+    public var version: Int { 4 }
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("index"), ProjectionTableSpec("entries")] }
 
     public init() {}
@@ -286,15 +284,21 @@ public struct SearchProjection: Projection {
         if let id = issued.buyer.taxId { pairs.append(("buyer_tax_id", id)) }
         pairs.append(("seller_name", NameNormalization.normalize(issued.seller.name)))
         pairs.append(("buyer_name", NameNormalization.normalize(issued.buyer.name)))
-        if let parsed = InvoiceKey(canonical: key) {
-            for signature in parsed.nearMissSignatures { pairs.append(("near_miss", signature)) }
-        }
         if let alias = issued.aliasKey { pairs.append(("alias", alias.description)) }
-        return pairs.map { entry(field: $0.0, value: $0.1, date: ($0.0 == "near_miss" || $0.0 == "alias") ? "" : date, key: key) }
+        return pairs.map { entry(field: $0.0, value: $0.1, date: $0.0 == "alias" ? "" : date, key: key) }
     }
 
     static func entry(field: String, value: String, date: String, key: String) -> [UInt8] {
-        Array(field.utf8) + [0] + Array(value.utf8) + [0] + Array(date.utf8) + [0] + Array(key.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(field.utf8.count + value.utf8.count + date.utf8.count + key.utf8.count + 3)
+        out.append(contentsOf: field.utf8)
+        out.append(0)
+        out.append(contentsOf: value.utf8)
+        out.append(0)
+        out.append(contentsOf: date.utf8)
+        out.append(0)
+        out.append(contentsOf: key.utf8)
+        return out
     }
 
     static func prefix(field: String, value: String) -> [UInt8] {
@@ -306,16 +310,29 @@ public struct SearchProjection: Projection {
 /// brackets, spaces, or another case is the same search.
 public enum NameNormalization {
     public static func normalize(_ name: String) -> String {
-        var out = String.UnicodeScalarView()
+        var out: [UInt8] = []
+        out.reserveCapacity(name.utf8.count)
         for scalar in name.unicodeScalars {
             var value = scalar.value
             if value == 0x3000 { continue }                       // ideographic space
             if (0xFF01...0xFF5E).contains(value) { value -= 0xFEE0 } // full-width ASCII
-            guard let mapped = Unicode.Scalar(value) else { continue }
-            if mapped.properties.isWhitespace { continue }
-            out.append(contentsOf: String(mapped).lowercased().unicodeScalars)
+            if value < 0x80 {
+                switch value {
+                case 0x09...0x0D, 0x20: continue                   // ASCII white space
+                case 0x41...0x5A: out.append(UInt8(value + 0x20))   // A-Z
+                default: out.append(UInt8(value))
+                }
+            } else if (0x3001...0x9FFF).contains(value) || (0xAC00...0xD7A3).contains(value) {
+                // CJK punctuation, kana, ideographs, Hangul: no case, no white space.
+                out.append(UInt8(0xE0 | (value >> 12)))
+                out.append(UInt8(0x80 | ((value >> 6) & 0x3F)))
+                out.append(UInt8(0x80 | (value & 0x3F)))
+            } else {
+                guard let mapped = Unicode.Scalar(value), !mapped.properties.isWhitespace else { continue }
+                out.append(contentsOf: String(mapped).lowercased().utf8)
+            }
         }
-        return String(out)
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

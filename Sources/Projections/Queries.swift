@@ -122,8 +122,9 @@ public enum InvoiceQueries {
         return out
     }
 
-    /// Keys sharing a near-miss signature with what was typed (see `NearMiss`), confirmed by
-    /// `describeDifference`, nearest first.
+    /// Keys one edit away from what was typed (see `NearMiss`), confirmed by
+    /// `describeDifference`: exact readings first, then legacy aliases, then typos in order of
+    /// the edit's position.
     public static func nearMisses(of typed: String, in snapshot: ProjectionSnapshot, limit: Int = 10) throws -> [(key: String, difference: KeyDifference)] {
         guard let (search, _) = try snapshot.store(SearchProjection.name) else { return [] }
         var seen = Set<String>()
@@ -138,13 +139,18 @@ public enum InvoiceQueries {
                 if seen.insert(key).inserted { found.append((key, .legacyAlias)) }
             }
         }
-        for signature in InvoiceKey.nearMissSignatures(forTyped: typed) {
-            for (_, key) in try dateRange(prefix: SearchProjection.prefix(field: "near_miss", value: signature), from: "", to: "\u{10FFFF}", in: search.table("index"), txn: snapshot.transaction, limit: 100) {
-                guard seen.insert(key).inserted, let parsed = InvoiceKey(canonical: key) else { continue }
-                let difference = describeDifference(typed: typed, actual: parsed)
-                if case .unrelated = difference { continue }
-                found.append((key, difference))
-            }
+        let entries = search.table("entries")
+        for candidate in InvoiceKey.nearMissCandidates(forTyped: typed) where found.count < limit {
+            let key = candidate.description
+            guard !seen.contains(key) else { continue }
+            let exists = try key.utf8.withContiguousStorageIfAvailable { bytes in
+                try snapshot.transaction.get(entries, key: UnsafeRawBufferPointer(bytes)) != nil
+            } ?? (try snapshot.transaction.get(entries, key: Array(key.utf8)) != nil)
+            guard exists else { continue }
+            let difference = describeDifference(typed: typed, actual: candidate)
+            if case .unrelated = difference { continue }
+            seen.insert(key)
+            found.append((key, difference))
         }
         return Array(found.prefix(limit))
     }
