@@ -60,14 +60,17 @@ public struct DecodedBatch: Sendable {
     public var lastPosition: UInt64? { items.last?.record.position }
 }
 
-/// A projection's tables of one generation inside one transaction.
+/// A projection's tables of one generation inside one transaction, or, during a rebuild, a
+/// `RowBuffer` in memory over them (see `RowBuffer`): projections read and write the same way.
 public final class ProjectionStore {
     public let transaction: Transaction
     private let handles: [String: Table]
+    private let buffer: RowBuffer?
 
-    init(transaction: Transaction, handles: [String: Table]) {
+    init(transaction: Transaction, handles: [String: Table], buffer: RowBuffer? = nil) {
         self.transaction = transaction
         self.handles = handles
+        self.buffer = buffer
     }
 
     public func table(_ name: String) -> Table {
@@ -76,14 +79,39 @@ public final class ProjectionStore {
     }
 
     public func get(_ name: String, key: [UInt8]) throws -> [UInt8]? {
-        try transaction.get(table(name), key: key)
+        if let buffer {
+            switch buffer.lookup(name, key) {
+            case let .row(value): return value
+            case .deleted: return nil
+            case .absent: if !buffer.hasFlushed { return nil }
+            }
+        }
+        return try transaction.get(table(name), key: key)
     }
 
     public func put(_ name: String, key: [UInt8], value: [UInt8]) throws {
+        if let buffer { return buffer.put(name, key, value) }
         try transaction.put(table(name), key: key, value: value, flags: [])
     }
 
     public func delete(_ name: String, key: [UInt8]) throws {
+        if let buffer { return buffer.delete(name, key) }
         try transaction.delete(table(name), key: key)
+    }
+
+    /// The keys of `name` that start with `prefix`, in key order.
+    public func keys(_ name: String, withPrefix prefix: [UInt8]) throws -> [[UInt8]] {
+        var stored: [[UInt8]] = []
+        if buffer?.hasFlushed ?? true {
+            try transaction.withCursor(table(name)) { cursor in
+                var entry = try cursor.seek(atLeast: prefix)
+                while let current = entry, current.key.starts(with: prefix) {
+                    stored.append(Array(current.key))
+                    entry = try cursor.next()
+                }
+            }
+        }
+        guard let buffer else { return stored }
+        return buffer.merge(name, prefix: prefix, stored: stored)
     }
 }

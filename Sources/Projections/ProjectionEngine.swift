@@ -27,9 +27,14 @@ public final class ProjectionEngine: Sendable {
     private let logger: Logger
     /// Records per catch-up or rebuild transaction.
     public static let chunkEvents = 20_000
+    public let rebuildLimits: RebuildLimits
 
-    public init(ledger: Ledger, projections: [any Projection], mode: Mode = .async, logger: Logger = Logger(label: "fapiao.projections")) throws {
+    public init(
+        ledger: Ledger, projections: [any Projection], mode: Mode = .async, rebuildLimits: RebuildLimits = RebuildLimits(),
+        logger: Logger = Logger(label: "fapiao.projections")
+    ) throws {
         self.ledger = ledger
+        self.rebuildLimits = rebuildLimits
         self.projections = projections
         self.mode = mode
         self.logger = logger

@@ -2,6 +2,22 @@ import Foundation
 import LMDB
 import Ledger
 
+/// How a rebuild cuts its work (see `ProjectionEngine.rebuild`).
+public struct RebuildLimits: Sendable {
+    /// Records decoded and folded at a time.
+    public var chunkEvents: Int
+    /// Memory the folded rows may fill before they are written out (see `RowBuffer`).
+    public var bufferBytes: Int
+    /// Rows written per transaction when they are.
+    public var rowsPerTransaction: Int
+
+    public init(chunkEvents: Int = ProjectionEngine.rebuildChunkEvents, bufferBytes: Int = 1 << 30, rowsPerTransaction: Int = 500_000) {
+        self.chunkEvents = max(1, chunkEvents)
+        self.bufferBytes = bufferBytes
+        self.rowsPerTransaction = max(1, rowsPerTransaction)
+    }
+}
+
 /// Progress of a rebuild: records applied of the head when it started.
 public struct RebuildProgress: Sendable {
     public var applied: UInt64
@@ -91,10 +107,14 @@ extension ProjectionEngine {
     }
 
     /// Creates a fresh generation for each target (discarding a crashed rebuild's) and fills it
-    /// chunk by chunk from the log, decoding off the writer thread.
+    /// from the log: the records are decoded a chunk ahead, every projection folds each chunk
+    /// into its own `RowBuffer` on a task of its own (not on the writer thread, so appends go
+    /// on), and the buffers are written out sorted when they outgrow their budget and
+    /// at the end (`rebuildLimits`).
     private func buildNewGenerations(_ targets: [any Projection], progress: @Sendable (RebuildProgress) -> Void) async throws {
         let total = try ledger.headPosition()
-        try await ledger.performWrite { [self] txn in
+        let tables: [[String: Table]] = try await ledger.performWrite { [self] txn in
+            var tables: [[String: Table]] = []
             for projection in targets {
                 if let stale = try CatalogEntry.read(projection.name, building: true, table: catalog, in: txn) {
                     try dropTables(of: projection, generation: stale.generation, in: txn)
@@ -105,26 +125,91 @@ extension ProjectionEngine {
                     try dropTables(of: projection, generation: active.generation - 1, in: txn)
                 }
                 let generation = (active?.generation ?? 0) + 1
+                var handles: [String: Table] = [:]
                 for spec in projection.tables {
                     let table = try txn.openTable(CatalogEntry.tableName(projection: projection.name, generation: generation, table: spec.name), flags: spec.flags.union(.create))
                     try txn.clear(table)
+                    handles[spec.name] = table
                 }
+                tables.append(handles)
                 try CatalogEntry(generation: generation, version: projection.version, checkpoint: 0, checkpointMicros: 0)
                     .write(projection.name, building: true, table: catalog, in: txn)
             }
+            return tables
         }
         forgetHandles()
-        // Decode the next chunk while the writer applies this one.
-        var next: UInt64 = 1
-        var pending: Task<DecodedBatch, any Error>? = total > 0 ? Task { try await self.decodedBatch(from: 1, limit: Self.rebuildChunkEvents) } : nil
+        let buffers = targets.map { projection in RowBuffer(tables: projection.tables.map(\.name)) }
+        var folded: Record?
+        // Decode the next chunk while the projections fold this one.
+        var pending: Task<DecodedBatch, any Error>? = total > 0 ? Task { try await self.decodedBatch(from: 1, limit: self.rebuildLimits.chunkEvents) } : nil
         while let current = pending {
             let batch = try await current.value
-            guard let last = batch.lastPosition else { break }
-            next = last + 1
-            pending = next <= total ? Task { [next] in try await self.decodedBatch(from: next, limit: Self.rebuildChunkEvents) } : nil
-            try await ledger.performWrite { [self] txn in try self.apply(batch, to: targets, building: true, in: txn) }
-            progress(RebuildProgress(applied: min(last, total), total: total))
+            guard let last = batch.items.last?.record, last.position <= total else { break }
+            pending = last.position < total ? Task { [next = last.position + 1] in try await self.decodedBatch(from: next, limit: self.rebuildLimits.chunkEvents) } : nil
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in targets.indices {
+                    group.addTask { [ledger] in
+                        try ledger.read { txn in
+                            try targets[index].apply(batch, to: ProjectionStore(transaction: txn, handles: tables[index], buffer: buffers[index]))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            folded = last
+            if buffers.reduce(0, { $0 + $1.approximateBytes }) > rebuildLimits.bufferBytes {
+                try await writeOut(buffers, of: targets, tables: tables, through: last)
+            }
+            progress(RebuildProgress(applied: min(last.position, total), total: total))
         }
+        pending?.cancel()
+        if let folded { try await writeOut(buffers, of: targets, tables: tables, through: folded) }
+    }
+
+    /// Writes the buffers out in key order, a bounded number of rows per transaction, and sets
+    /// the building generations' checkpoints to `last` with the last rows.
+    private func writeOut(_ buffers: [RowBuffer], of targets: [any Projection], tables: [[String: Table]], through last: Record) async throws {
+        // Sorting happens here, one task per projection, off the writer thread.
+        let runs = try await withThrowingTaskGroup(of: (Int, [SortedRun]).self) { group in
+            for index in buffers.indices { group.addTask { (index, buffers[index].drain()) } }
+            var runs = [[SortedRun]](repeating: [], count: buffers.count)
+            for try await (index, drained) in group { runs[index] = drained }
+            return runs
+        }
+        var slices: [(projection: Int, run: SortedRun, range: Range<Int>)] = []
+        for (index, projectionRuns) in runs.enumerated() {
+            for run in projectionRuns {
+                for start in stride(from: 0, to: run.count, by: rebuildLimits.rowsPerTransaction) {
+                    slices.append((index, run, start..<min(start + rebuildLimits.rowsPerTransaction, run.count)))
+                }
+            }
+        }
+        var next = 0
+        repeat {
+            // Whole slices, about `rebuildWriteRows` rows per transaction; the last one also
+            // moves the checkpoints.
+            var batch: [(projection: Int, run: SortedRun, range: Range<Int>)] = []
+            var rows = 0
+            while next < slices.count && (batch.isEmpty || rows + slices[next].range.count <= rebuildLimits.rowsPerTransaction) {
+                rows += slices[next].range.count
+                batch.append(slices[next])
+                next += 1
+            }
+            let isLast = next == slices.count
+            let work = batch
+            try await ledger.performWrite { [self] txn in
+                for slice in work {
+                    try slice.run.write(slice.range, to: tables[slice.projection][slice.run.table]!, in: txn)
+                }
+                guard isLast else { return }
+                for projection in targets {
+                    guard var entry = try CatalogEntry.read(projection.name, building: true, table: catalog, in: txn) else { continue }
+                    entry.checkpoint = last.position
+                    entry.checkpointMicros = last.recordedMicros
+                    try entry.write(projection.name, building: true, table: catalog, in: txn)
+                }
+            }
+        } while next < slices.count
     }
 
     /// Inside one write transaction: brings the targets' (building or active) generations to

@@ -50,11 +50,11 @@ func withLedger<T>(
 /// Opens a ledger with a started engine of `projections` in `mode`, runs `body`, stops the engine.
 func withEngine<T>(
     at path: String, mode: ProjectionEngine.Mode, projections: [any Projection] = BuiltInProjections.all,
-    clock: @escaping @Sendable () -> Int64 = SteppingClock().micros,
+    clock: @escaping @Sendable () -> Int64 = SteppingClock().micros, rebuildLimits: RebuildLimits = RebuildLimits(),
     _ body: (Ledger, ProjectionEngine) async throws -> T
 ) async throws -> T {
     try await withLedger(at: path, clock: clock) { ledger in
-        let engine = try ProjectionEngine(ledger: ledger, projections: projections, mode: mode)
+        let engine = try ProjectionEngine(ledger: ledger, projections: projections, mode: mode, rebuildLimits: rebuildLimits)
         try await engine.start()
         defer { engine.stop() }
         return try await body(ledger, engine)

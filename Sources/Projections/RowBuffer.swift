@@ -1,0 +1,242 @@
+import LMDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A row key, hashed and compared by its bytes in one call each (an `[UInt8]` hashes byte by
+/// byte) and ordered as LMDB orders keys.
+struct RowKey: Hashable, Sendable {
+    let bytes: [UInt8]
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    static func == (a: RowKey, b: RowKey) -> Bool {
+        a.bytes.count == b.bytes.count && compare(a.bytes, b.bytes) == 0
+    }
+
+    /// memcmp order, shorter first on a tie: LMDB's default key order.
+    static func compare(_ a: [UInt8], _ b: [UInt8]) -> Int32 {
+        a.withUnsafeBufferPointer { x in
+            b.withUnsafeBufferPointer { y in
+                let common = min(x.count, y.count)
+                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                if order != 0 { return order }
+                return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
+            }
+        }
+    }
+}
+
+/// A rebuild's rows in memory, in front of the new generation's tables.
+///
+/// Why: a rebuild folds the whole log into empty tables that no reader sees until the swap.
+/// Writing each row as it changes means a random B-tree put (and often a get and a delete)
+/// per row change, on the writer thread. Instead the fold runs against this buffer, off the
+/// writer thread, and the buffer is written out sorted: into empty tables with `MDB_APPEND`,
+/// page after page. When it outgrows its budget it is written out the same way (plain puts
+/// and deletes, still in key order, once something is stored) and emptied; reads then fall
+/// through to the stored rows. The rows are the same bytes either way: the fold does not know.
+final class RowBuffer: @unchecked Sendable {
+    enum Entry {
+        case row([UInt8])
+        case deleted
+    }
+
+    enum Lookup {
+        case row([UInt8])
+        case deleted
+        case absent
+    }
+
+    /// One table's changes: a log of them in order until the fold first reads the table, then
+    /// a map (most tables of a projection are only written: index entries, views).
+    private struct TableChanges {
+        var log = ChangeLog()
+        var map: [RowKey: Entry]?
+
+        var isEmpty: Bool { log.isEmpty && (map?.isEmpty ?? true) }
+
+        mutating func indexed() -> [RowKey: Entry] {
+            if let map { return map }
+            var built = [RowKey: Entry](minimumCapacity: log.count)
+            for index in 0..<log.count { built[RowKey(bytes: log.key(index))] = log.entries[index] }
+            log = ChangeLog()
+            map = built
+            return built
+        }
+    }
+
+    private var tables: [String: TableChanges] = [:]
+    /// Something was written out: keys absent here may be stored.
+    private(set) var hasFlushed = false
+    /// A rough count of the memory the changes hold (keys, values and per-entry overhead).
+    private(set) var approximateBytes = 0
+    private static let entryOverhead = 96
+
+    init(tables names: [String]) {
+        for name in names { tables[name] = TableChanges() }
+    }
+
+    func lookup(_ table: String, _ key: [UInt8]) -> Lookup {
+        if tables[table]?.map == nil { _ = tables[table, default: TableChanges()].indexed() }
+        switch tables[table]?.map?[RowKey(bytes: key)] {
+        case let .row(value)?: return .row(value)
+        case .deleted?: return .deleted
+        case nil: return .absent
+        }
+    }
+
+    func put(_ table: String, _ key: [UInt8], _ value: [UInt8]) {
+        record(table, key, .row(value))
+        approximateBytes += key.count + value.count + Self.entryOverhead
+    }
+
+    func delete(_ table: String, _ key: [UInt8]) {
+        record(table, key, .deleted)
+        approximateBytes += key.count + Self.entryOverhead
+    }
+
+    private func record(_ table: String, _ key: [UInt8], _ entry: Entry) {
+        if tables[table]?.map != nil {
+            tables[table]!.map![RowKey(bytes: key)] = entry
+        } else {
+            tables[table, default: TableChanges()].log.append(key, entry)
+        }
+    }
+
+    /// `stored` (keys of the table with `prefix`, in order) overlaid with this buffer's
+    /// changes under the same prefix, in key order.
+    func merge(_ table: String, prefix: [UInt8], stored: [[UInt8]]) -> [[UInt8]] {
+        var keys = Set(stored.map { RowKey(bytes: $0) })
+        for (key, entry) in tables[table, default: TableChanges()].indexed() where key.bytes.starts(with: prefix) {
+            switch entry {
+            case .row: keys.insert(key)
+            case .deleted: keys.remove(key)
+            }
+        }
+        return keys.map(\.bytes).sorted { RowKey.compare($0, $1) < 0 }
+    }
+
+    /// Empties the buffer into sorted runs, one per table, for `write`: the last change of
+    /// each key, in key order.
+    func drain() -> [SortedRun] {
+        var runs: [SortedRun] = []
+        for name in tables.keys.sorted() {
+            guard let changes = tables[name], !changes.isEmpty else { continue }
+            tables[name] = TableChanges()
+            var log = changes.log
+            if let map = changes.map {
+                log = ChangeLog()
+                for (key, entry) in map { log.append(key.bytes, entry) }
+            }
+            runs.append(SortedRun(table: name, log: log, order: log.lastChangePerKey(), intoEmptyTable: !hasFlushed))
+        }
+        approximateBytes = 0
+        hasFlushed = true
+        return runs
+    }
+}
+
+/// Changes in the order made: every key's bytes in one array (no allocation per key).
+struct ChangeLog {
+    private(set) var keyBytes: [UInt8] = []
+    private(set) var keySpans: [(offset: Int, count: Int)] = []
+    private(set) var entries: [RowBuffer.Entry] = []
+
+    var count: Int { entries.count }
+    var isEmpty: Bool { entries.isEmpty }
+
+    mutating func append(_ key: [UInt8], _ entry: RowBuffer.Entry) {
+        keySpans.append((keyBytes.count, key.count))
+        keyBytes.append(contentsOf: key)
+        entries.append(entry)
+    }
+
+    func key(_ index: Int) -> [UInt8] {
+        let span = keySpans[index]
+        return Array(keyBytes[span.offset..<(span.offset + span.count)])
+    }
+
+    func withKey<T>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        let span = keySpans[index]
+        return try keyBytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[span.offset..<(span.offset + span.count)])) }
+    }
+
+    /// The indices of the last change of each key, in key order. The sort compares the first 16
+    /// key bytes as two integers, and only ties byte by byte.
+    func lastChangePerKey() -> [Int] {
+        struct Item {
+            var high: UInt64
+            var low: UInt64
+            var index: Int
+        }
+        return keyBytes.withUnsafeBytes { bytes -> [Int] in
+            func key(_ index: Int) -> UnsafeRawBufferPointer {
+                let span = keySpans[index]
+                return UnsafeRawBufferPointer(rebasing: bytes[span.offset..<(span.offset + span.count)])
+            }
+            func compare(_ a: Int, _ b: Int) -> Int32 {
+                let x = key(a), y = key(b)
+                let common = min(x.count, y.count)
+                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                if order != 0 { return order }
+                return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
+            }
+            var items = [Item]()
+            items.reserveCapacity(count)
+            for index in 0..<count {
+                var prefix: (UInt64, UInt64) = (0, 0)
+                let k = key(index)
+                withUnsafeMutableBytes(of: &prefix) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: k.prefix(16))) }
+                items.append(Item(high: UInt64(bigEndian: prefix.0), low: UInt64(bigEndian: prefix.1), index: index))
+            }
+            items.sort { a, b in
+                if a.high != b.high { return a.high < b.high }
+                if a.low != b.low { return a.low < b.low }
+                let order = compare(a.index, b.index)
+                return order != 0 ? order < 0 : a.index < b.index
+            }
+            var out: [Int] = []
+            out.reserveCapacity(items.count)
+            for (position, item) in items.enumerated() {
+                // Keep a change when the next one is to another key.
+                if position + 1 < items.count {
+                    let next = items[position + 1]
+                    if next.high == item.high && next.low == item.low && compare(next.index, item.index) == 0 { continue }
+                }
+                out.append(item.index)
+            }
+            return out
+        }
+    }
+}
+
+/// One table's buffered changes in key order.
+struct SortedRun: @unchecked Sendable {
+    var table: String
+    var log: ChangeLog
+    /// Indices into `log`: the last change of each key, in key order.
+    var order: [Int]
+    /// The table is empty: rows can be appended (`MDB_APPEND`, which also checks the order).
+    var intoEmptyTable: Bool
+
+    var count: Int { order.count }
+
+    /// Writes the changes `order[range]` into `table`.
+    func write(_ range: Range<Int>, to table: Table, in txn: Transaction) throws {
+        for index in order[range] {
+            try log.withKey(index) { key in
+                switch log.entries[index] {
+                case let .row(value):
+                    try value.withUnsafeBytes { value in
+                        try txn.put(table, key: key, value: value, flags: intoEmptyTable ? [.append] : [])
+                    }
+                case .deleted:
+                    if !intoEmptyTable { _ = try txn.delete(table, key: Array(key)) }
+                }
+            }
+        }
+    }
+}

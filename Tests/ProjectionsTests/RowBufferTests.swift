@@ -1,0 +1,97 @@
+import Foundation
+import LMDB
+import PropertyBased
+import Testing
+@testable import Ledger
+@testable import Projections
+
+/// A rebuild folds into a `RowBuffer` in front of its tables: through the store, it must behave
+/// exactly like the table itself, before and after it has written rows out.
+@Suite struct RowBufferTests {
+    @Test func bufferedStoreBehavesLikeThePlainTable() async throws {
+        await propertyCheck(count: 60, input: Gen.int(in: 0...Int.max).array(of: 1...150)) { codes in
+            do {
+                try await check(codes)
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+    }
+
+    /// Keys from a small alphabet (so they collide, share prefixes and sort around each other),
+    /// values that say when they were written.
+    private static func key(_ code: Int) -> [UInt8] {
+        let alphabet: [UInt8] = [0, 1, 0x61, 0xff]
+        var key = [UInt8(0x30 + code % 3)]
+        for shift in 0..<(code / 3 % 4) { key.append(alphabet[(code >> (4 + 2 * shift)) & 3]) }
+        return key
+    }
+
+    private func check(_ codes: [Int]) async throws {
+        let directory = TemporaryDirectory("rowbuffer")
+        try await withLedger(at: directory.ledgerPath) { ledger in
+            let table = try ledger.table(named: "rows", create: true)
+            let buffer = RowBuffer(tables: ["rows"])
+            var model: [[UInt8]: [UInt8]] = [:]
+            func writeOut() async throws {
+                let runs = buffer.drain()
+                try await ledger.performWrite { txn in
+                    for run in runs { try run.write(0..<run.count, to: table, in: txn) }
+                }
+            }
+            for (step, code) in codes.enumerated() {
+                let key = Self.key(code >> 3)
+                try ledger.read { txn in
+                    let store = ProjectionStore(transaction: txn, handles: ["rows": table], buffer: buffer)
+                    switch code % 6 {
+                    case 0, 1:
+                        let value = Array("\(step)".utf8)
+                        try store.put("rows", key: key, value: value)
+                        model[key] = value
+                    case 2:
+                        try store.delete("rows", key: key)
+                        model[key] = nil
+                    case 3:
+                        #expect(try store.get("rows", key: key) == model[key], "step \(step): get \(key)")
+                    case 4:
+                        let prefix = Array(key.prefix(2))
+                        let expected = model.keys.filter { $0.starts(with: prefix) }.sorted { $0.lexicographicallyPrecedes($1) }
+                        #expect(try store.keys("rows", withPrefix: prefix) == expected, "step \(step): keys with prefix \(prefix)")
+                    default:
+                        break
+                    }
+                }
+                if code % 6 == 5 { try await writeOut() }
+            }
+            try await writeOut()
+            let stored = try ledger.read { txn in
+                try txn.withCursor(table) { cursor in
+                    var rows: [([UInt8], [UInt8])] = []
+                    var entry = try cursor.first()
+                    while let current = entry {
+                        rows.append((Array(current.key), Array(current.value)))
+                        entry = try cursor.next()
+                    }
+                    return rows
+                }
+            }
+            let expected = model.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            #expect(stored.map(\.0) == expected.map(\.key))
+            #expect(stored.map(\.1) == expected.map(\.value))
+        }
+    }
+
+    @Test func lastChangeOfEachKeyWinsInKeyOrder() {
+        var log = ChangeLog()
+        let long = Array("a-key-longer-than-sixteen-bytes".utf8)
+        log.append(long + [2], .row([1]))
+        log.append(long, .row([2]))
+        log.append(long + [2], .deleted)
+        log.append(Array("a".utf8), .row([3]))
+        log.append(long, .row([4]))
+        log.append([], .row([5]))
+        let order = log.lastChangePerKey()
+        #expect(order.map { log.key($0) } == [[], Array("a".utf8), long, long + [2]])
+        #expect(order == [5, 3, 4, 2])
+    }
+}
