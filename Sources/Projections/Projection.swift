@@ -41,9 +41,16 @@ public struct ProjectionTableSpec: Sendable {
 /// Records with their `data` decoded (nil when the type is not one of the contract's, or the
 /// data does not decode: the ledger keeps such facts, projections skip them).
 public struct DecodedBatch: Sendable {
-    public struct Item: Sendable {
-        public var record: Record
-        public var event: DomainEvent?
+    /// A class: every projection of a batch reads each item, and copying a struct of a dozen
+    /// strings and arrays costs a retain for each.
+    public final class Item: Sendable {
+        public let record: Record
+        public let event: DomainEvent?
+
+        public init(record: Record, event: DomainEvent?) {
+            self.record = record
+            self.event = event
+        }
     }
 
     public var items: [Item]
