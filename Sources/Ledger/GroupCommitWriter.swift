@@ -12,7 +12,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     typealias Completion = @Sendable (Result<AppendResult, LedgerError>) -> Void
 
     private struct Pending {
-        var entries: [AppendEntry]
+        var request: PreparedRequest
         var completion: Completion
     }
 
@@ -62,7 +62,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// Queues a request; `completion` runs on the writer thread after the commit (or refusal).
+    /// The request is prepared (checked, encoded, its keys hashed) here, on the caller's thread.
     func submit(_ entries: [AppendEntry], completion: @escaping Completion) {
+        let request = PreparedRequest(entries, options: options)
         condition.lock()
         if isClosing {
             condition.unlock()
@@ -72,7 +74,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             condition.unlock()
             return completion(.failure(.overloaded(queuedEventsMax: options.queuedEventsMax)))
         }
-        queue.append(Pending(entries: entries, completion: completion))
+        queue.append(Pending(request: request, completion: completion))
         queuedEvents += entries.count
         condition.signal()
         condition.unlock()
@@ -166,9 +168,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         var events = 0
         while queueHead < queue.count {
             let next = queue[queueHead]
-            if !batch.isEmpty && events + next.entries.count > options.batchEventsMax { break }
+            if !batch.isEmpty && events + next.request.entries.count > options.batchEventsMax { break }
             batch.append(next)
-            events += next.entries.count
+            events += next.request.entries.count
             queueHead += 1
         }
         queuedEvents -= events
@@ -201,7 +203,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             try environment.write { txn in
                 try txn.withCursor(tables.streams) { streams in
                     for pending in batch {
-                        results.append(try applier.apply(pending.entries, recordedMicros: now, in: txn, streams: streams))
+                        results.append(try applier.apply(pending.request, recordedMicros: now, in: txn, streams: streams))
                     }
                 }
                 if applier.head.position != start.position {
