@@ -120,6 +120,7 @@ struct BatchApplier {
     let tables: LedgerTables
     let options: LedgerOptions
     let tail: TailIndex
+    let filters: IndexFilters?
     var head: LogHead
     /// The records this batch appended, for a commit observer.
     private(set) var records: [Record] = []
@@ -129,7 +130,8 @@ struct BatchApplier {
     private var steps: [Step] = []
     private var newEntries: [Int] = []
 
-    init(tables: LedgerTables, options: LedgerOptions, tail: TailIndex, head: LogHead, collectsRecords: Bool) {
+    init(tables: LedgerTables, options: LedgerOptions, tail: TailIndex, filters: IndexFilters?, head: LogHead, collectsRecords: Bool) {
+        self.filters = filters
         self.collectsRecords = collectsRecords
         self.tables = tables
         self.options = options
@@ -192,8 +194,10 @@ struct BatchApplier {
             let original: UInt64?
             if let entry = state.entry(ofIdKey: idKey, hash: item.idHash) {
                 original = state.position(ofEntry: entry)
-            } else {
+            } else if filters?.mayHoldID(item.idHash) ?? true {
                 original = try txn.get(tables.idempotency, key: idKey).map { BigEndian.uint64($0) }
+            } else {
+                original = nil
             }
             if let original {
                 let event = entries[index].event
@@ -219,8 +223,10 @@ struct BatchApplier {
             let current: UInt64
             if let entry = state.latestEntry(ofStream: stream, hash: item.streamHash) {
                 current = state.entry(at: entry).version
-            } else {
+            } else if filters?.mayHoldStream(item.streamHash) ?? true {
                 current = try streams.streamVersion(stream, keyBuffer: &keyBuffer)
+            } else {
+                current = 0
             }
             let expectation = entries[index].expectation
             guard expectation.holds(forCurrentVersion: current) else {

@@ -38,6 +38,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var isClosing = false
     private var isFinished = false
     private var head: LogHead
+    /// Created at the first append batch; used only on the writer thread.
+    private var filters: IndexFilters?
     /// Set before the thread starts; cleared when it ends. Guarded by `condition`.
     private var thread: Thread?
 
@@ -143,6 +145,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         runJobs()
         mergeIndexTail(reason: "close")
+        filters?.stop()
         condition.lock()
         isFinished = true
         thread = nil // the thread's closure holds this writer: break the cycle
@@ -195,7 +198,13 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func commit(_ batch: [Pending]) {
         let start = head
         let observer = currentObserver
-        var applier = BatchApplier(tables: tables, options: options, tail: tail, head: start, collectsRecords: observer != nil)
+        if filters == nil {
+            let keys = (try? environment.read { txn in try txn.count(tables.idempotency) }) ?? 0
+            filters = IndexFilters(environment: environment, tables: tables, capacity: 2 * keys)
+        }
+        filters?.maintain()
+        var applier = BatchApplier(
+            tables: tables, options: options, tail: tail, filters: filters, head: start, collectsRecords: observer != nil)
         let now = max(clock(), start.recordedMicros)
         var results: [Result<AppendResult, LedgerError>] = []
         results.reserveCapacity(batch.count)
@@ -231,7 +240,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         let through = head.position
         guard tail.state.withLock({ $0.coveredThrough > $0.indexedThrough }) else { return }
         do {
-            try environment.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
+            try environment.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, filters: filters, in: txn) }
             tail.state.withLock { $0.prune(through: through) }
             logger.debug("merged the index tail", metadata: ["through": "\(through)", "reason": "\(reason)"])
         } catch {

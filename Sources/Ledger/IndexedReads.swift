@@ -160,7 +160,7 @@ enum IndexMerge {
 
     /// Copies the tail's keys through `through`, sorted by key, so the B-tree inserts walk the
     /// trees in order and share pages.
-    static func merge(tail: TailIndex, through: UInt64, tables: LedgerTables, in txn: Transaction) throws {
+    static func merge(tail: TailIndex, through: UInt64, tables: LedgerTables, filters: IndexFilters?, in txn: Transaction) throws {
         var streamKeys = SortedKeys()
         var idKeys = SortedKeys()
         tail.state.withLock { state in
@@ -172,6 +172,7 @@ enum IndexMerge {
             for index in 0..<count {
                 let entry = state.entry(at: index)
                 let position = state.position(ofEntry: index)
+                filters?.insert(streamHash: entry.streamHash, idHash: entry.idHash)
                 state.withKey(of: entry, stream: true) { streamKeys.append($0, suffix: entry.version, position: position) }
                 state.withKey(of: entry, stream: false) { idKeys.append($0, suffix: nil, position: position) }
             }
