@@ -1,3 +1,4 @@
+import Foundation
 import LMDB
 
 /// One event of an append request, with what its stream must look like first.
@@ -87,23 +88,69 @@ struct PreparedRequest: Sendable {
             keyBytes += event.source.utf8.count + 1 + event.id.utf8.count
         }
         let prepared = refusal?.index ?? entries.count
-        records.reserveCapacity(recordBytes)
-        idKeys.reserveCapacity(keyBytes)
-        for index in 0..<prepared {
-            let event = entries[index].event
-            let recordOffset = records.count
-            RecordCodec.appendTemplate(of: event, to: &records)
-            let idOffset = idKeys.count
-            idKeys.append(contentsOf: event.source.utf8)
-            idKeys.append(0)
-            idKeys.append(contentsOf: event.id.utf8)
-            let streamOffset = recordOffset + RecordCodec.fixedBytes + 2
-            let streamCount = event.stream.utf8.count
-            let streamHash = records.withUnsafeBytes { keyHash(UnsafeRawBufferPointer(rebasing: $0[streamOffset..<(streamOffset + streamCount)])) }
-            let idHash = idKeys.withUnsafeBytes { keyHash(UnsafeRawBufferPointer(rebasing: $0[idOffset...])) }
-            items.append(Item(
-                recordOffset: recordOffset, recordCount: records.count - recordOffset, streamOffset: streamOffset,
-                streamCount: streamCount, streamHash: streamHash, idOffset: idOffset, idCount: idKeys.count - idOffset, idHash: idHash))
+        if prepared < Self.parallelEntriesMin {
+            var part = Part()
+            part.encode(entries, 0..<prepared, recordBytes: recordBytes, keyBytes: keyBytes)
+            (records, idKeys, items) = (part.records, part.idKeys, part.items)
+            return
+        }
+        // A big request is encoded in two halves on two threads: the writer is usually
+        // waiting for it, and an appender awaiting each request has the other core to itself.
+        let middle = prepared / 2
+        let parts = UnsafeMutableBufferPointer<Part>.allocate(capacity: 2)
+        parts.initialize(repeating: Part())
+        defer { parts.deinitialize(); parts.deallocate() }
+        let ranges = [0..<middle, middle..<prepared]
+        nonisolated(unsafe) let target = parts
+        let (halfRecordBytes, halfKeyBytes) = (recordBytes / 2 + 4096, keyBytes / 2 + 256)
+        DispatchQueue.concurrentPerform(iterations: 2) { half in
+            target[half].encode(entries, ranges[half], recordBytes: halfRecordBytes, keyBytes: halfKeyBytes)
+        }
+        records = parts[0].records
+        idKeys = parts[0].idKeys
+        items = parts[0].items
+        items.reserveCapacity(prepared)
+        let recordShift = records.count
+        let keyShift = idKeys.count
+        records.append(contentsOf: parts[1].records)
+        idKeys.append(contentsOf: parts[1].idKeys)
+        for var item in parts[1].items {
+            item.recordOffset += recordShift
+            item.streamOffset += recordShift
+            item.idOffset += keyShift
+            items.append(item)
+        }
+    }
+
+    /// Requests with fewer entries are encoded on the caller's thread alone.
+    static let parallelEntriesMin = 256
+
+    /// Encoded records and keys of a range of entries, offsets relative to this part.
+    private struct Part {
+        var records: [UInt8] = []
+        var idKeys: [UInt8] = []
+        var items: [Item] = []
+
+        mutating func encode(_ entries: [AppendEntry], _ range: Range<Int>, recordBytes: Int, keyBytes: Int) {
+            records.reserveCapacity(recordBytes)
+            idKeys.reserveCapacity(keyBytes)
+            items.reserveCapacity(range.count)
+            for index in range {
+                let event = entries[index].event
+                let recordOffset = records.count
+                RecordCodec.appendTemplate(of: event, to: &records)
+                let idOffset = idKeys.count
+                idKeys.append(contentsOf: event.source.utf8)
+                idKeys.append(0)
+                idKeys.append(contentsOf: event.id.utf8)
+                let streamOffset = recordOffset + RecordCodec.fixedBytes + 2
+                let streamCount = event.stream.utf8.count
+                let streamHash = records.withUnsafeBytes { keyHash(UnsafeRawBufferPointer(rebasing: $0[streamOffset..<(streamOffset + streamCount)])) }
+                let idHash = idKeys.withUnsafeBytes { keyHash(UnsafeRawBufferPointer(rebasing: $0[idOffset...])) }
+                items.append(Item(
+                    recordOffset: recordOffset, recordCount: records.count - recordOffset, streamOffset: streamOffset,
+                    streamCount: streamCount, streamHash: streamHash, idOffset: idOffset, idCount: idKeys.count - idOffset, idHash: idHash))
+            }
         }
     }
 }
