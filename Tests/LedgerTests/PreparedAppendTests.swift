@@ -8,7 +8,7 @@ import Testing
 @Suite struct PreparedAppendTests {
     @Test func aRefusalLateInARequestTakesItsPlannedKeysOutOfTheTail() async throws {
         let dir = TemporaryDirectory()
-        try await withLedger(at: dir.ledgerPath, options: LedgerOptions(indexMergeEventsMin: 1_000_000)) { ledger in
+        try await withLedger(at: dir.ledgerPath, options: LedgerOptions(indexMergeEventsMin: 1_000_000, indexMergeIdleMilliseconds: 600_000)) { ledger in
             _ = try await ledger.append([Fixture.entry(stream: "s1", id: "first")])
             // Two new keys planned, then the third entry's expectation fails.
             let error = await appendError(ledger, [
