@@ -55,6 +55,17 @@ public final class Cursor {
         try key.withUnsafeBytes { (k) in try seek(atLeast: k) }
     }
 
+    /// Puts `key` → `value` through this cursor (write transactions only). Keys put in sorted
+    /// order through one cursor skip most of the descent from the root: LMDB first looks on the
+    /// leaf page the cursor stands on.
+    public func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: PutFlags) throws {
+        precondition(isOpen, "cursor used outside its closure")
+        precondition(!transaction.isReadOnly, "put in a read-only transaction")
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        try LMDBError.check(mdb_cursor_put(handle, &k, &v, flags.rawValue))
+    }
+
     /// Number of values of the current key (duplicate tables).
     public func duplicateCount() throws -> Int {
         var count = 0

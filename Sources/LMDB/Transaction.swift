@@ -68,6 +68,21 @@ public final class Transaction {
         try LMDBError.check(mdb_put(handle, table.dbi, &k, &v, flags.rawValue))
     }
 
+    /// Reserves `count` bytes under `key` and lets `fill` write them in place (`MDB_RESERVE`),
+    /// saving the copy of a value built elsewhere. Not for duplicate tables. The buffer is
+    /// valid only inside `fill`.
+    public func put<T>(
+        _ table: Table, key: UnsafeRawBufferPointer, reserving count: Int, flags: PutFlags,
+        _ fill: (UnsafeMutableRawBufferPointer) throws -> T
+    ) throws -> T {
+        assertOpen()
+        precondition(!isReadOnly, "put in a read-only transaction")
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var v = MDB_val(mv_size: count, mv_data: nil)
+        try LMDBError.check(mdb_put(handle, table.dbi, &k, &v, flags.rawValue | UInt32(MDB_RESERVE)))
+        return try fill(UnsafeMutableRawBufferPointer(start: v.mv_data, count: count))
+    }
+
     public func put(_ table: Table, key: [UInt8], value: [UInt8], flags: PutFlags) throws {
         try key.withUnsafeBytes { (k) in
             try value.withUnsafeBytes { (v) in try put(table, key: k, value: v, flags: flags) }

@@ -1,3 +1,4 @@
+import Foundation
 import LMDB
 
 /// One event of an append request, with what its stream must look like first.
@@ -30,57 +31,177 @@ struct LogHead: Sendable, Equatable {
     var rejectionSequence: UInt64
 }
 
-/// Applies append requests inside one write transaction. Each request is validated and
-/// planned completely before any of it is written, so a refused request leaves nothing behind
-/// except its rejection record; requests earlier in the same batch are visible to later ones.
+/// An append request as the appender's side prepares it, before it reaches the writer: every
+/// check that needs nothing of the log's state (limits, field sizes), each record encoded but
+/// for the four fields only the writer knows (position, stream version, recorded time, previous
+/// hash), and each index key with its hash. The writer then looks the keys up, patches the
+/// records' headers, hashes and puts them.
+struct PreparedRequest: Sendable {
+    struct Item: Sendable {
+        /// The encoded record in `records`.
+        var recordOffset: Int
+        var recordCount: Int
+        /// The stream name's bytes, inside the record.
+        var streamOffset: Int
+        var streamCount: Int
+        var streamHash: Int
+        /// `source ‖ 0 ‖ id` in `idKeys`.
+        var idOffset: Int
+        var idCount: Int
+        var idHash: Int
+    }
+
+    struct Refusal: Sendable {
+        var index: Int
+        var error: LedgerError
+    }
+
+    let entries: [AppendEntry]
+    /// One item per entry, up to `refusal`'s (excluded).
+    private(set) var items: [Item] = []
+    /// The first refusal found here (the writer may find an earlier one: a conflicting
+    /// duplicate before it). A refusal of the whole request (empty, too long) has index 0.
+    private(set) var refusal: Refusal?
+    private(set) var records: [UInt8] = []
+    private(set) var idKeys: [UInt8] = []
+
+    init(_ entries: [AppendEntry], options: LedgerOptions) {
+        self.entries = entries
+        if entries.isEmpty {
+            refusal = Refusal(index: 0, error: .invalid(reason: "an append needs at least one event"))
+            return
+        }
+        if entries.count > options.requestEventsMax {
+            refusal = Refusal(index: 0, error: .invalid(reason: "\(entries.count) events in one request; at most \(options.requestEventsMax)"))
+            return
+        }
+        items.reserveCapacity(entries.count)
+        var recordBytes = 0
+        var keyBytes = 0
+        for index in entries.indices {
+            let event = entries[index].event
+            if let problem = Validation.problem(with: event, recordBytesMax: options.recordBytesMax) {
+                refusal = Refusal(index: index, error: .invalid(reason: problem))
+                break
+            }
+            recordBytes += RecordCodec.encodedSize(of: event)
+            keyBytes += event.source.utf8.count + 1 + event.id.utf8.count
+        }
+        let prepared = refusal?.index ?? entries.count
+        if prepared < Self.parallelEntriesMin {
+            var part = Part()
+            part.encode(entries, 0..<prepared, recordBytes: recordBytes, keyBytes: keyBytes)
+            (records, idKeys, items) = (part.records, part.idKeys, part.items)
+            return
+        }
+        // A big request is encoded in two halves on two threads: the writer is usually
+        // waiting for it, and an appender awaiting each request has the other core to itself.
+        let middle = prepared / 2
+        let parts = UnsafeMutableBufferPointer<Part>.allocate(capacity: 2)
+        parts.initialize(repeating: Part())
+        defer { parts.deinitialize(); parts.deallocate() }
+        let ranges = [0..<middle, middle..<prepared]
+        nonisolated(unsafe) let target = parts
+        let (halfRecordBytes, halfKeyBytes) = (recordBytes / 2 + 4096, keyBytes / 2 + 256)
+        DispatchQueue.concurrentPerform(iterations: 2) { half in
+            target[half].encode(entries, ranges[half], recordBytes: halfRecordBytes, keyBytes: halfKeyBytes)
+        }
+        records = parts[0].records
+        idKeys = parts[0].idKeys
+        items = parts[0].items
+        items.reserveCapacity(prepared)
+        let recordShift = records.count
+        let keyShift = idKeys.count
+        records.append(contentsOf: parts[1].records)
+        idKeys.append(contentsOf: parts[1].idKeys)
+        for var item in parts[1].items {
+            item.recordOffset += recordShift
+            item.streamOffset += recordShift
+            item.idOffset += keyShift
+            items.append(item)
+        }
+    }
+
+    /// Requests with fewer entries are encoded on the caller's thread alone.
+    static let parallelEntriesMin = 256
+
+    /// Encoded records and keys of a range of entries, offsets relative to this part.
+    private struct Part {
+        var records: [UInt8] = []
+        var idKeys: [UInt8] = []
+        var items: [Item] = []
+
+        mutating func encode(_ entries: [AppendEntry], _ range: Range<Int>, recordBytes: Int, keyBytes: Int) {
+            records.reserveCapacity(recordBytes)
+            idKeys.reserveCapacity(keyBytes)
+            items.reserveCapacity(range.count)
+            for index in range {
+                let event = entries[index].event
+                let recordOffset = records.count
+                RecordCodec.appendTemplate(of: event, to: &records)
+                let idOffset = idKeys.count
+                idKeys.append(contentsOf: event.source.utf8)
+                idKeys.append(0)
+                idKeys.append(contentsOf: event.id.utf8)
+                let streamOffset = recordOffset + RecordCodec.fixedBytes + 2
+                let streamCount = event.stream.utf8.count
+                let streamHash = records.withUnsafeBytes { keyHash(UnsafeRawBufferPointer(rebasing: $0[streamOffset..<(streamOffset + streamCount)])) }
+                let idHash = idKeys.withUnsafeBytes { keyHash(UnsafeRawBufferPointer(rebasing: $0[idOffset...])) }
+                items.append(Item(
+                    recordOffset: recordOffset, recordCount: records.count - recordOffset, streamOffset: streamOffset,
+                    streamCount: streamCount, streamHash: streamHash, idOffset: idOffset, idCount: idKeys.count - idOffset, idHash: idHash))
+            }
+        }
+    }
+}
+
+/// Applies append requests inside one write transaction. Each request is planned completely
+/// before any of it is written, so a refused request leaves nothing behind except its rejection
+/// record; requests earlier in the same batch are visible to later ones.
 ///
-/// An append writes only its record (and the head); its index keys go straight into the
-/// `TailIndex`, where later requests of the batch find them. Readers never see them early:
-/// they look only at positions up to their snapshot's head. If the transaction fails, the
-/// writer truncates the tail back to where the batch began.
+/// Planning puts each new record's index keys straight into the `TailIndex` (one lock per
+/// request), where later entries and requests of the batch find them; a refusal takes them out
+/// again. Readers never see them early: they look only at positions up to their snapshot's
+/// head. If the transaction fails, the writer truncates the tail back to where the batch began.
 struct BatchApplier {
     let tables: LedgerTables
     let options: LedgerOptions
     let tail: TailIndex
+    let filters: IndexFilters?
     var head: LogHead
     /// The records this batch appended, for a commit observer.
     private(set) var records: [Record] = []
     let collectsRecords: Bool
-    /// Reused buffers: one record and one key at a time.
-    private var buffer: [UInt8] = []
+    /// Reused buffers.
     private var keyBuffer: [UInt8] = []
+    private var steps: [Step] = []
+    private var newEntries: [Int] = []
 
-    init(tables: LedgerTables, options: LedgerOptions, tail: TailIndex, head: LogHead, collectsRecords: Bool) {
+    init(tables: LedgerTables, options: LedgerOptions, tail: TailIndex, filters: IndexFilters?, head: LogHead, collectsRecords: Bool) {
+        self.filters = filters
         self.collectsRecords = collectsRecords
         self.tables = tables
         self.options = options
         self.tail = tail
         self.head = head
-        buffer.reserveCapacity(4096)
         keyBuffer.reserveCapacity(512)
     }
 
     /// Applies one request. A refusal is returned (and recorded), never thrown; thrown errors
     /// are storage failures that doom the whole transaction.
-    mutating func apply(_ entries: [AppendEntry], recordedMicros: Int64, in txn: Transaction, streams: Cursor)
+    mutating func apply(_ request: PreparedRequest, recordedMicros: Int64, in txn: Transaction, streams: Cursor)
         throws -> Result<AppendResult, LedgerError>
     {
         head.recordedMicros = recordedMicros
-        switch try plan(entries, in: txn, streams: streams) {
-        case let .failure(refusal):
+        let entries = request.entries
+        if let refusal = try plan(request, in: txn, streams: streams) {
             // An empty request names no event, so there is nothing to record about it.
             if entries.indices.contains(refusal.index) {
                 try recordRejection(refusal.error, entry: entries[refusal.index], request: entries, in: txn)
             }
             return .failure(refusal.error)
-        case let .success(plan):
-            return .success(try write(entries, plan: plan, in: txn))
         }
-    }
-
-    private struct Refusal: Error {
-        var index: Int
-        var error: LedgerError
+        return .success(try write(request, in: txn))
     }
 
     /// What an entry becomes: a new record at a stream version, or a pointer to its original.
@@ -90,110 +211,129 @@ struct BatchApplier {
         case duplicateOfEntry(Int)
     }
 
-    private mutating func plan(_ entries: [AppendEntry], in txn: Transaction, streams: Cursor) throws -> Result<[Step], Refusal> {
-        if entries.isEmpty { return .failure(Refusal(index: 0, error: .invalid(reason: "an append needs at least one event"))) }
-        if entries.count > options.requestEventsMax {
-            return .failure(Refusal(index: 0, error: .invalid(reason: "\(entries.count) events in one request; at most \(options.requestEventsMax)")))
-        }
-        var steps: [Step] = []
-        steps.reserveCapacity(entries.count)
-        // Only a request of several entries needs its own view of what it has planned so far.
-        var requestVersions: [ByteKey: UInt64] = [:]
-        var requestIDs: [IdKey: Int] = [:]
-        let isSingle = entries.count == 1
-        for (index, entry) in entries.enumerated() {
-            let event = entry.event
-            if let problem = Validation.problem(with: event, recordBytesMax: options.recordBytesMax) {
-                return .failure(Refusal(index: index, error: .invalid(reason: problem)))
-            }
-            let idKey = IdKey(source: event.source, id: event.id)
-            if !isSingle, let earlier = requestIDs[idKey] {
-                guard entries[earlier].event.hasSameContent(as: event) else {
-                    return .failure(Refusal(index: index, error: .invalid(reason: "id \(event.id) from \(event.source) appears twice in one request with different content")))
+    /// Plans the prepared entries into `steps`, adding each new record's keys to the tail.
+    /// Returns the first refusal (and takes this request's keys out of the tail again).
+    private mutating func plan(_ request: PreparedRequest, in txn: Transaction, streams: Cursor) throws -> PreparedRequest.Refusal? {
+        steps.removeAll(keepingCapacity: true)
+        newEntries.removeAll(keepingCapacity: true)
+        let requestStart = head.position
+        return try tail.state.withLock { state throws -> PreparedRequest.Refusal? in
+            precondition(state.coveredThrough == requestStart, "the tail must end where the log ends")
+            // The entries before an invalid one are planned first: one of them may be refused first.
+            let refusal = try request.records.withUnsafeBytes { records in
+                try request.idKeys.withUnsafeBytes { idKeys in
+                    try planEntries(request, records: records, idKeys: idKeys, state: &state, requestStart: requestStart, in: txn, streams: streams)
                 }
-                steps.append(.duplicateOfEntry(earlier))
-                continue
+            } ?? request.refusal
+            if refusal != nil { state.truncate(after: requestStart) }
+            return refusal
+        }
+    }
+
+    private mutating func planEntries(
+        _ request: PreparedRequest, records: UnsafeRawBufferPointer, idKeys: UnsafeRawBufferPointer, state: inout TailIndex.State,
+        requestStart: UInt64, in txn: Transaction, streams: Cursor
+    ) throws -> PreparedRequest.Refusal? {
+        let entries = request.entries
+        var next = requestStart
+        for (index, item) in request.items.enumerated() {
+            let idKey = UnsafeRawBufferPointer(rebasing: idKeys[item.idOffset..<(item.idOffset + item.idCount)])
+            let original: UInt64?
+            if let entry = state.entry(ofIdKey: idKey, hash: item.idHash) {
+                original = state.position(ofEntry: entry)
+            } else if filters?.mayHoldID(item.idHash) ?? true {
+                original = try txn.get(tables.idempotency, key: idKey).map { BigEndian.uint64($0) }
+            } else {
+                original = nil
             }
-            if !isSingle { requestIDs[idKey] = index }
-            if let original = try originalPosition(of: idKey, in: txn) {
+            if let original {
+                let event = entries[index].event
+                if original > requestStart {
+                    // An earlier entry of this very request.
+                    let earlier = newEntries[Int(original - requestStart - 1)]
+                    guard entries[earlier].event.hasSameContent(as: event) else {
+                        return .init(index: index, error: .invalid(reason: "id \(event.id) from \(event.source) appears twice in one request with different content"))
+                    }
+                    steps.append(.duplicateOfEntry(earlier))
+                    continue
+                }
                 guard let stored = try txn.recordBytes(at: original, tables: tables) else {
                     throw LedgerError.corruptRecord(position: original, reason: "the idempotency index points at a missing record")
                 }
                 guard event.hasSameContent(as: try RecordCodec.decode(stored)) else {
-                    return .failure(Refusal(index: index, error: .idempotencyConflict(source: event.source, id: event.id, originalPosition: original)))
+                    return .init(index: index, error: .idempotencyConflict(source: event.source, id: event.id, originalPosition: original))
                 }
                 steps.append(.duplicate(position: original))
                 continue
             }
-            let streamKey = ByteKey(event.stream)
-            let current = try requestVersions[streamKey] ?? currentVersion(of: streamKey, streams: streams)
-            guard entry.expectation.holds(forCurrentVersion: current) else {
-                return .failure(Refusal(index: index, error: .expectationFailed(stream: event.stream, expected: entry.expectation, actualVersion: current)))
+            let stream = UnsafeRawBufferPointer(rebasing: records[item.streamOffset..<(item.streamOffset + item.streamCount)])
+            let current: UInt64
+            if let entry = state.latestEntry(ofStream: stream, hash: item.streamHash) {
+                current = state.entry(at: entry).version
+            } else if filters?.mayHoldStream(item.streamHash) ?? true {
+                current = try streams.streamVersion(stream, keyBuffer: &keyBuffer)
+            } else {
+                current = 0
             }
-            if !isSingle { requestVersions[streamKey] = current + 1 }
+            let expectation = entries[index].expectation
+            guard expectation.holds(forCurrentVersion: current) else {
+                return .init(index: index, error: .expectationFailed(stream: entries[index].event.stream, expected: expectation, actualVersion: current))
+            }
+            next += 1
+            state.add(stream: stream, streamHash: item.streamHash, idKey: idKey, idHash: item.idHash, version: current + 1, position: next)
+            newEntries.append(index)
             steps.append(.append(streamVersion: current + 1))
         }
-        return .success(steps)
+        return nil
     }
 
-    /// Newest first: the tail (which holds this batch's appends too), then the B-tree.
-    private mutating func originalPosition(of key: IdKey, in txn: Transaction) throws -> UInt64? {
-        if let position = tail.position(of: key, atOrBefore: head.position) { return position }
-        keyBuffer.removeAll(keepingCapacity: true)
-        keyBuffer.append(contentsOf: key.source.text.utf8)
-        keyBuffer.append(0)
-        keyBuffer.append(contentsOf: key.id.text.utf8)
-        return try keyBuffer.withUnsafeBytes { bytes in
-            try txn.get(tables.idempotency, key: bytes).map { BigEndian.uint64($0) }
-        }
-    }
-
-    /// Newest first: the tail (which holds this batch's appends too), then the B-tree.
-    private func currentVersion(of stream: ByteKey, streams: Cursor) throws -> UInt64 {
-        if let entry = tail.latest(of: stream, atOrBefore: head.position) { return entry.version }
-        return try streams.streamVersion(stream.text)
-    }
-
-    private mutating func write(_ entries: [AppendEntry], plan: [Step], in txn: Transaction) throws -> AppendResult {
-        var positions = [UInt64](repeating: 0, count: entries.count)
-        var isNew = [Bool](repeating: false, count: entries.count)
-        for (index, step) in plan.enumerated() {
-            switch step {
-            case let .duplicate(position):
-                positions[index] = position
-            case let .duplicateOfEntry(earlier):
-                positions[index] = positions[earlier]
-            case let .append(streamVersion):
-                positions[index] = try appendRecord(entries[index].event, streamVersion: streamVersion, in: txn)
-                isNew[index] = true
+    private mutating func write(_ request: PreparedRequest, in txn: Transaction) throws -> AppendResult {
+        let count = request.entries.count
+        var positions = [UInt64](repeating: 0, count: count)
+        var isNew = [Bool](repeating: false, count: count)
+        try request.records.withUnsafeBytes { prepared in
+            for index in 0..<count {
+                switch steps[index] {
+                case let .duplicate(position):
+                    positions[index] = position
+                case let .duplicateOfEntry(earlier):
+                    positions[index] = positions[earlier]
+                case let .append(streamVersion):
+                    let item = request.items[index]
+                    let record = UnsafeRawBufferPointer(rebasing: prepared[item.recordOffset..<(item.recordOffset + item.recordCount)])
+                    let previousHash = collectsRecords ? head.hash : []
+                    positions[index] = try appendRecord(record, streamVersion: streamVersion, in: txn)
+                    isNew[index] = true
+                    if collectsRecords {
+                        let event = request.entries[index].event
+                        records.append(Record(
+                            position: positions[index], streamVersion: streamVersion, recordedMicros: head.recordedMicros,
+                            previousHash: previousHash, stream: event.stream, type: event.type, source: event.source,
+                            id: event.id, time: event.time, occurredMicros: event.occurredMicros,
+                            dataContentType: event.dataContentType, data: event.data))
+                    }
+                }
             }
         }
         return AppendResult(positions: positions, isNew: isNew)
     }
 
-    private mutating func appendRecord(_ event: NewEvent, streamVersion: UInt64, in txn: Transaction) throws -> UInt64 {
+    /// Puts a prepared record at the next position: copied straight into its place in the page
+    /// (`MDB_RESERVE`), its header patched there, then hashed there.
+    private mutating func appendRecord(_ template: UnsafeRawBufferPointer, streamVersion: UInt64, in txn: Transaction) throws -> UInt64 {
         let position = head.position + 1
-        let previousHash = collectsRecords ? head.hash : []
-        RecordCodec.encode(
-            event, position: position, streamVersion: streamVersion, recordedMicros: head.recordedMicros,
-            previousHash: head.hash, into: &buffer)
-        assert(buffer.count == RecordCodec.encodedSize(of: event), "encoded size disagrees with its prediction")
         var positionKey = position.bigEndian
         try withUnsafeBytes(of: &positionKey) { key in
-            try buffer.withUnsafeBytes { value in
-                // MDB_APPEND: LMDB refuses a key that does not sort last. A free gaplessness check.
-                try txn.put(tables.log, key: key, value: value, flags: [.append])
+            // MDB_APPEND: LMDB refuses a key that does not sort last. A free gaplessness check.
+            try txn.put(tables.log, key: key, reserving: template.count, flags: [.append]) { stored in
+                stored.copyMemory(from: template)
+                head.hash.withUnsafeBytes { previous in
+                    RecordCodec.patch(stored, position: position, streamVersion: streamVersion, recordedMicros: head.recordedMicros, previousHash: previous)
+                }
+                RecordCodec.hash(UnsafeRawBufferPointer(stored), into: &head.hash)
             }
         }
-        buffer.withUnsafeBytes { RecordCodec.hash($0, into: &head.hash) }
         head.position = position
-        tail.state.withLock { $0.add(stream: event.stream, version: streamVersion, source: event.source, id: event.id, position: position) }
-        if collectsRecords {
-            records.append(Record(
-                position: position, streamVersion: streamVersion, recordedMicros: head.recordedMicros, previousHash: previousHash,
-                stream: event.stream, type: event.type, source: event.source, id: event.id, time: event.time,
-                occurredMicros: event.occurredMicros, dataContentType: event.dataContentType, data: event.data))
-        }
         return position
     }
 

@@ -12,7 +12,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     typealias Completion = @Sendable (Result<AppendResult, LedgerError>) -> Void
 
     private struct Pending {
-        var entries: [AppendEntry]
+        var request: PreparedRequest
         var completion: Completion
     }
 
@@ -38,6 +38,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var isClosing = false
     private var isFinished = false
     private var head: LogHead
+    /// Created at the first append batch; used only on the writer thread.
+    private var filters: IndexFilters?
     /// Set before the thread starts; cleared when it ends. Guarded by `condition`.
     private var thread: Thread?
 
@@ -62,7 +64,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// Queues a request; `completion` runs on the writer thread after the commit (or refusal).
+    /// The request is prepared (checked, encoded, its keys hashed) here, on the caller's thread.
     func submit(_ entries: [AppendEntry], completion: @escaping Completion) {
+        let request = PreparedRequest(entries, options: options)
         condition.lock()
         if isClosing {
             condition.unlock()
@@ -72,7 +76,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             condition.unlock()
             return completion(.failure(.overloaded(queuedEventsMax: options.queuedEventsMax)))
         }
-        queue.append(Pending(entries: entries, completion: completion))
+        queue.append(Pending(request: request, completion: completion))
         queuedEvents += entries.count
         condition.signal()
         condition.unlock()
@@ -141,6 +145,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         runJobs()
         mergeIndexTail(reason: "close")
+        filters?.stop()
         condition.lock()
         isFinished = true
         thread = nil // the thread's closure holds this writer: break the cycle
@@ -166,9 +171,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         var events = 0
         while queueHead < queue.count {
             let next = queue[queueHead]
-            if !batch.isEmpty && events + next.entries.count > options.batchEventsMax { break }
+            if !batch.isEmpty && events + next.request.entries.count > options.batchEventsMax { break }
             batch.append(next)
-            events += next.entries.count
+            events += next.request.entries.count
             queueHead += 1
         }
         queuedEvents -= events
@@ -193,7 +198,13 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func commit(_ batch: [Pending]) {
         let start = head
         let observer = currentObserver
-        var applier = BatchApplier(tables: tables, options: options, tail: tail, head: start, collectsRecords: observer != nil)
+        if filters == nil {
+            let keys = (try? environment.read { txn in try txn.count(tables.idempotency) }) ?? 0
+            filters = IndexFilters(environment: environment, tables: tables, capacity: 2 * keys)
+        }
+        filters?.maintain()
+        var applier = BatchApplier(
+            tables: tables, options: options, tail: tail, filters: filters, head: start, collectsRecords: observer != nil)
         let now = max(clock(), start.recordedMicros)
         var results: [Result<AppendResult, LedgerError>] = []
         results.reserveCapacity(batch.count)
@@ -201,7 +212,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             try environment.write { txn in
                 try txn.withCursor(tables.streams) { streams in
                     for pending in batch {
-                        results.append(try applier.apply(pending.entries, recordedMicros: now, in: txn, streams: streams))
+                        results.append(try applier.apply(pending.request, recordedMicros: now, in: txn, streams: streams))
                     }
                 }
                 if applier.head.position != start.position {
@@ -229,7 +240,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         let through = head.position
         guard tail.state.withLock({ $0.coveredThrough > $0.indexedThrough }) else { return }
         do {
-            try environment.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
+            try environment.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, filters: filters, in: txn) }
             tail.state.withLock { $0.prune(through: through) }
             logger.debug("merged the index tail", metadata: ["through": "\(through)", "reason": "\(reason)"])
         } catch {

@@ -15,7 +15,7 @@ struct IndexedSnapshot {
 
     /// The current version of `stream`: how many events it has in this snapshot.
     func streamVersion(_ stream: String) throws -> UInt64 {
-        if let entry = tail.latest(of: ByteKey(stream), atOrBefore: head) { return entry.version }
+        if let entry = tail.latest(of: stream, atOrBefore: head) { return entry.version }
         return try txn.withCursor(tables.streams) { cursor in try cursor.streamVersion(stream) }
     }
 
@@ -34,7 +34,7 @@ struct IndexedSnapshot {
         }
         if positions.count < limit {
             let after = positions.isEmpty ? fromVersion : fromVersion + UInt64(positions.count)
-            for entry in tail.entries(of: ByteKey(stream), fromVersion: after, atOrBefore: head) where positions.count < limit {
+            for entry in tail.entries(of: stream, fromVersion: after, atOrBefore: head) where positions.count < limit {
                 positions.append(entry.position)
             }
         }
@@ -43,7 +43,7 @@ struct IndexedSnapshot {
 
     /// The position recorded for `(source, id)`, if any.
     func position(source: String, id: String) throws -> UInt64? {
-        if let position = tail.position(of: IdKey(source: source, id: id), atOrBefore: head) { return position }
+        if let position = tail.position(source: source, id: id, atOrBefore: head) { return position }
         return try txn.get(tables.idempotency, key: LedgerKeys.idempotency(source: source, id: id)).map {
             $0.withUnsafeBytes { BigEndian.uint64($0) }
         }
@@ -82,38 +82,105 @@ extension Ledger {
 
 /// Merges the tail into the `streams` and `idempotency` B-trees in one sorted pass.
 enum IndexMerge {
-    /// LMDB's default key order: bytes compared as unsigned, shorter first on a tie.
-    static func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        let common = min(a.count, b.count)
-        let order = a.withUnsafeBytes { x in b.withUnsafeBytes { y in common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common) } }
-        return order != 0 ? order < 0 : a.count < b.count
+    /// Keys to put, in one arena, sortable in LMDB's order.
+    struct SortedKeys {
+        struct Key {
+            /// Big-endian bytes right after the prefix every key shares: orders most pairs alone.
+            var prefix: UInt64
+            var offset: UInt32
+            var count: UInt32
+            var position: UInt64
+        }
+
+        var arena: [UInt8] = []
+        var keys: [Key] = []
+
+        mutating func append(_ bytes: UnsafeRawBufferPointer, suffix version: UInt64?, position: UInt64) {
+            let offset = arena.count
+            arena.append(contentsOf: bytes)
+            if let version {
+                arena.append(0)
+                BigEndian.append(version, to: &arena)
+            }
+            keys.append(Key(prefix: 0, offset: UInt32(offset), count: UInt32(arena.count - offset), position: position))
+        }
+
+        /// Sorts the keys: by the 8 bytes after their common prefix, then (rarely) by all bytes.
+        mutating func sort() {
+            guard keys.count > 1 else { return }
+            arena.withUnsafeBytes { arena in
+                let base = arena.baseAddress!
+                let first = keys[0]
+                var common = Int(first.count)
+                for key in keys.dropFirst() {
+                    var same = 0
+                    let limit = min(common, Int(key.count))
+                    while same < limit && base.load(fromByteOffset: Int(first.offset) + same, as: UInt8.self)
+                        == base.load(fromByteOffset: Int(key.offset) + same, as: UInt8.self) { same += 1 }
+                    common = same
+                    if common == 0 { break }
+                }
+                for i in keys.indices {
+                    var prefix: UInt64 = 0
+                    let key = keys[i]
+                    for j in 0..<8 {
+                        let at = common + j
+                        prefix <<= 8
+                        if at < Int(key.count) { prefix |= UInt64(base.load(fromByteOffset: Int(key.offset) + at, as: UInt8.self)) }
+                    }
+                    keys[i].prefix = prefix
+                }
+                keys.withUnsafeMutableBufferPointer { keys in
+                    keys.sort { a, b in
+                        if a.prefix != b.prefix { return a.prefix < b.prefix }
+                        let common = Int(min(a.count, b.count))
+                        let order = memcmp(base + Int(a.offset), base + Int(b.offset), common)
+                        return order != 0 ? order < 0 : a.count < b.count
+                    }
+                }
+            }
+        }
+
+        /// Puts every key, in order, through one cursor.
+        func put(into table: Table, in txn: Transaction) throws {
+            try txn.withCursor(table) { cursor in
+                try arena.withUnsafeBytes { arena in
+                    for key in keys {
+                        var value = key.position.bigEndian
+                        try withUnsafeBytes(of: &value) { value in
+                            try cursor.put(
+                                key: UnsafeRawBufferPointer(rebasing: arena[Int(key.offset)..<Int(key.offset + key.count)]),
+                                value: value, flags: [.noOverwrite])
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Copies the tail's keys through `through`, sorted by key, so the B-tree inserts walk the
     /// trees in order and share pages.
-    static func merge(tail: TailIndex, through: UInt64, tables: LedgerTables, in txn: Transaction) throws {
-        var streamKeys: [([UInt8], UInt64)] = []
-        var idKeys: [([UInt8], UInt64)] = []
+    static func merge(tail: TailIndex, through: UInt64, tables: LedgerTables, filters: IndexFilters?, in txn: Transaction) throws {
+        var streamKeys = SortedKeys()
+        var idKeys = SortedKeys()
         tail.state.withLock { state in
-            streamKeys.reserveCapacity(state.count)
-            idKeys.reserveCapacity(state.count)
-            for (stream, entries) in state.streams {
-                for entry in entries where entry.position <= through {
-                    streamKeys.append((LedgerKeys.streamVersion(stream.text, entry.version), entry.position))
-                }
+            let count = Int(min(through, state.coveredThrough) - min(through, state.indexedThrough))
+            streamKeys.keys.reserveCapacity(count)
+            idKeys.keys.reserveCapacity(count)
+            streamKeys.arena.reserveCapacity(state.arena.count)
+            idKeys.arena.reserveCapacity(state.arena.count)
+            for index in 0..<count {
+                let entry = state.entry(at: index)
+                let position = state.position(ofEntry: index)
+                filters?.insert(streamHash: entry.streamHash, idHash: entry.idHash)
+                state.withKey(of: entry, stream: true) { streamKeys.append($0, suffix: entry.version, position: position) }
+                state.withKey(of: entry, stream: false) { idKeys.append($0, suffix: nil, position: position) }
             }
-            for (key, position) in state.ids where position <= through {
-                idKeys.append((LedgerKeys.idempotency(source: key.source.text, id: key.id.text), position))
-            }
         }
-        streamKeys.sort { precedes($0.0, $1.0) }
-        idKeys.sort { precedes($0.0, $1.0) }
-        for (key, position) in streamKeys {
-            try txn.put(tables.streams, key: key, value: BigEndian.bytes(position), flags: [.noOverwrite])
-        }
-        for (key, position) in idKeys {
-            try txn.put(tables.idempotency, key: key, value: BigEndian.bytes(position), flags: [.noOverwrite])
-        }
+        streamKeys.sort()
+        idKeys.sort()
+        try streamKeys.put(into: tables.streams, in: txn)
+        try idKeys.put(into: tables.idempotency, in: txn)
         try txn.put(tables.meta, key: LedgerTables.indexedKey, value: BigEndian.bytes(through), flags: [])
     }
 }

@@ -107,15 +107,24 @@ public enum RecordCodec {
         _ event: NewEvent, position: UInt64, streamVersion: UInt64, recordedMicros: Int64,
         previousHash: [UInt8], into buffer: inout [UInt8]
     ) {
-        precondition(previousHash.count == hashBytes, "previous hash must be 32 bytes")
         buffer.removeAll(keepingCapacity: true)
+        appendTemplate(of: event, to: &buffer)
+        buffer.withUnsafeMutableBytes { record in
+            previousHash.withUnsafeBytes { previous in
+                patch(record, position: position, streamVersion: streamVersion, recordedMicros: recordedMicros, previousHash: previous)
+            }
+        }
+    }
+
+    /// Appends the encoding of `event` with the writer's fields (position, stream version,
+    /// recorded time, previous hash) left zero, for `patch` to fill in: everything that does
+    /// not depend on the log's state, prepared before the request reaches the writer.
+    static func appendTemplate(of event: NewEvent, to buffer: inout [UInt8]) {
         buffer.append(formatVersion)
         buffer.append(event.dataContentType == nil ? 0 : 1)
-        BigEndian.append(position, to: &buffer)
-        BigEndian.append(streamVersion, to: &buffer)
-        BigEndian.append(UInt64(bitPattern: recordedMicros), to: &buffer)
+        buffer.append(contentsOf: repeatElement(0, count: 24))
         BigEndian.append(UInt64(bitPattern: event.occurredMicros), to: &buffer)
-        buffer.append(contentsOf: previousHash)
+        buffer.append(contentsOf: repeatElement(0, count: hashBytes))
         appendShort(event.stream, to: &buffer)
         appendShort(event.type, to: &buffer)
         appendShort(event.source, to: &buffer)
@@ -124,6 +133,19 @@ public enum RecordCodec {
         appendShort(event.dataContentType ?? "", to: &buffer)
         BigEndian.append(UInt32(event.data.count), to: &buffer)
         buffer.append(contentsOf: event.data)
+    }
+
+    /// Writes the writer's fields into an encoded record (see `appendTemplate`).
+    @inline(__always)
+    static func patch(
+        _ record: UnsafeMutableRawBufferPointer, position: UInt64, streamVersion: UInt64, recordedMicros: Int64,
+        previousHash: UnsafeRawBufferPointer
+    ) {
+        precondition(record.count >= headerBytes && previousHash.count == hashBytes, "a record header and a 32-byte previous hash")
+        record.storeBytes(of: position.bigEndian, toByteOffset: 2, as: UInt64.self)
+        record.storeBytes(of: streamVersion.bigEndian, toByteOffset: 10, as: UInt64.self)
+        record.storeBytes(of: UInt64(bitPattern: recordedMicros).bigEndian, toByteOffset: 18, as: UInt64.self)
+        UnsafeMutableRawBufferPointer(rebasing: record[34..<66]).copyMemory(from: previousHash)
     }
 
     private static func appendShort(_ text: String, to buffer: inout [UInt8]) {

@@ -88,6 +88,26 @@ extension Cursor {
     }
 }
 
+extension Cursor {
+    /// `streamVersion(_:)` for a stream name given as bytes, its seek key built in `keyBuffer`.
+    func streamVersion(_ stream: UnsafeRawBufferPointer, keyBuffer: inout [UInt8]) throws -> UInt64 {
+        keyBuffer.removeAll(keepingCapacity: true)
+        keyBuffer.append(contentsOf: stream)
+        keyBuffer.append(1)
+        let entry: Cursor.Entry?
+        if try keyBuffer.withUnsafeBytes({ try seek(atLeast: $0) }) != nil {
+            entry = try previous()
+        } else {
+            entry = try last()
+        }
+        let prefixCount = stream.count + 1
+        guard let entry, entry.key.count == prefixCount + 8 else { return 0 }
+        let name = UnsafeRawBufferPointer(rebasing: entry.key[0..<stream.count])
+        guard name.elementsEqual(stream), entry.key[stream.count] == 0 else { return 0 }
+        return BigEndian.uint64(entry.key, at: prefixCount)
+    }
+}
+
 extension Transaction {
     /// The stored record bytes at `position`.
     func recordBytes(at position: UInt64, tables: LedgerTables) throws -> UnsafeRawBufferPointer? {
