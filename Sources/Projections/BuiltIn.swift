@@ -140,7 +140,7 @@ public struct StatusViewsProjection: Projection {
     public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
         var states = RowCache<InvoiceState>()
         var systems = RowCache<SystemRow>()
-        var touched: [String: Set<String>] = [:]
+        var touched: [String: [String]] = [:]
         var reconfigured: Set<String> = []
         for item in batch.items {
             guard let event = item.event else { continue }
@@ -158,15 +158,20 @@ public struct StatusViewsProjection: Projection {
             InvoiceFold.apply(event, record: item.record, to: &state)
             states.set(key, state)
             // Voids and red letters move the invoice in every system; others in theirs.
-            let affected = event.system.map { [$0] } ?? Array(state.systems.keys)
-            touched[key, default: []].formUnion(affected)
+            if let system = event.system {
+                if !(touched[key]?.contains(system) ?? false) { touched[key, default: []].append(system) }
+            } else {
+                for system in state.systems.keys where !(touched[key]?.contains(system) ?? false) { touched[key, default: []].append(system) }
+            }
         }
         try systems.flush(to: store, table: "systems")
         // Where an accepted, unreviewed invoice belongs depends on the system's registration,
         // which may come after the invoice (its stream imported later): re-place what the
         // system holds, so the views do not depend on how the log was cut into batches.
         for system in reconfigured.sorted() {
-            for key in try keysInViews(of: system, store: store) { touched[key, default: []].insert(system) }
+            for key in try keysInViews(of: system, store: store) where !(touched[key]?.contains(system) ?? false) {
+                touched[key, default: []].append(system)
+            }
         }
         for key in touched.keys.sorted() {
             let state = try states.row(key, in: store, table: "state") { InvoiceState(key: key) }
@@ -179,7 +184,11 @@ public struct StatusViewsProjection: Projection {
     }
 
     private func place(_ state: InvoiceState, in system: String, requiresReview: Bool, store: ProjectionStore) throws {
-        let currentKey = Array(state.key.utf8) + [0] + Array(system.utf8)
+        var currentKey = [UInt8]()
+        currentKey.reserveCapacity(state.key.utf8.count + system.utf8.count + 1)
+        currentKey.append(contentsOf: state.key.utf8)
+        currentKey.append(0)
+        currentKey.append(contentsOf: system.utf8)
         let old = try store.get("current", key: currentKey)
         guard let status = state.viewStatus(in: system, requiresReview: requiresReview) else {
             if let old {
@@ -213,7 +222,7 @@ public struct StatusViewsProjection: Projection {
     }
 
     static func viewKey(system: String, status: String, date: String, key: String) -> [UInt8] {
-        Array(system.utf8) + [0] + Array(status.utf8) + [0] + Array(date.utf8) + [0] + Array(key.utf8)
+        SearchProjection.entry(field: system, value: status, date: date, key: key)
     }
 
     static func prefix(system: String, status: String) -> [UInt8] {
