@@ -166,50 +166,45 @@ extension ProjectionEngine {
         if let folded { try await writeOut(buffers, of: targets, tables: tables, through: folded) }
     }
 
-    /// Writes the buffers out in key order, a bounded number of rows per transaction, and sets
-    /// the building generations' checkpoints to `last` with the last rows.
+    /// Writes the buffers out in key order, a bounded number of rows per transaction, then sets
+    /// the building generations' checkpoints to `last`. Each projection's buffer is sorted on a
+    /// task of its own, off the writer thread, and written as soon as it is sorted, while the
+    /// others are still sorting.
     private func writeOut(_ buffers: [RowBuffer], of targets: [any Projection], tables: [[String: Table]], through last: Record) async throws {
-        // Sorting happens here, one task per projection, off the writer thread.
-        let runs = try await withThrowingTaskGroup(of: (Int, [SortedRun]).self) { group in
+        let rowsPerTransaction = rebuildLimits.rowsPerTransaction
+        try await withThrowingTaskGroup(of: (Int, [SortedRun]).self) { group in
             for index in buffers.indices { group.addTask { (index, buffers[index].drain()) } }
-            var runs = [[SortedRun]](repeating: [], count: buffers.count)
-            for try await (index, drained) in group { runs[index] = drained }
-            return runs
-        }
-        var slices: [(projection: Int, run: SortedRun, range: Range<Int>)] = []
-        for (index, projectionRuns) in runs.enumerated() {
-            for run in projectionRuns {
-                for start in stride(from: 0, to: run.count, by: rebuildLimits.rowsPerTransaction) {
-                    slices.append((index, run, start..<min(start + rebuildLimits.rowsPerTransaction, run.count)))
+            for try await (index, runs) in group {
+                var slices: [(run: SortedRun, range: Range<Int>)] = []
+                for run in runs {
+                    for start in stride(from: 0, to: run.count, by: rowsPerTransaction) {
+                        slices.append((run, start..<min(start + rowsPerTransaction, run.count)))
+                    }
+                }
+                // Whole slices, at most `rowsPerTransaction` rows per transaction (or one slice).
+                var next = 0
+                while next < slices.count {
+                    var work: [(run: SortedRun, range: Range<Int>)] = []
+                    var rows = 0
+                    while next < slices.count && (work.isEmpty || rows + slices[next].range.count <= rowsPerTransaction) {
+                        rows += slices[next].range.count
+                        work.append(slices[next])
+                        next += 1
+                    }
+                    try await ledger.performWrite { [work] txn in
+                        for slice in work { try slice.run.write(slice.range, to: tables[index][slice.run.table]!, in: txn) }
+                    }
                 }
             }
         }
-        var next = 0
-        repeat {
-            // Whole slices, about `rebuildWriteRows` rows per transaction; the last one also
-            // moves the checkpoints.
-            var batch: [(projection: Int, run: SortedRun, range: Range<Int>)] = []
-            var rows = 0
-            while next < slices.count && (batch.isEmpty || rows + slices[next].range.count <= rebuildLimits.rowsPerTransaction) {
-                rows += slices[next].range.count
-                batch.append(slices[next])
-                next += 1
+        try await ledger.performWrite { [self] txn in
+            for projection in targets {
+                guard var entry = try CatalogEntry.read(projection.name, building: true, table: catalog, in: txn) else { continue }
+                entry.checkpoint = last.position
+                entry.checkpointMicros = last.recordedMicros
+                try entry.write(projection.name, building: true, table: catalog, in: txn)
             }
-            let isLast = next == slices.count
-            let work = batch
-            try await ledger.performWrite { [self] txn in
-                for slice in work {
-                    try slice.run.write(slice.range, to: tables[slice.projection][slice.run.table]!, in: txn)
-                }
-                guard isLast else { return }
-                for projection in targets {
-                    guard var entry = try CatalogEntry.read(projection.name, building: true, table: catalog, in: txn) else { continue }
-                    entry.checkpoint = last.position
-                    entry.checkpointMicros = last.recordedMicros
-                    try entry.write(projection.name, building: true, table: catalog, in: txn)
-                }
-            }
-        } while next < slices.count
+        }
     }
 
     /// Inside one write transaction: brings the targets' (building or active) generations to
