@@ -360,6 +360,8 @@ enum Validation {
     static func problem(with event: NewEvent, recordBytesMax: Int) -> String? {
         if let problem = fieldProblem("subject (stream)", event.stream, max: LedgerOptions.streamBytesMax) { return problem }
         if event.stream.utf8.contains(0) { return "subject (stream) contains a NUL byte" }
+        // `source ‖ 0 ‖ id` is the idempotency key: a NUL in source would make it ambiguous.
+        if event.source.utf8.contains(0) { return "source contains a NUL byte" }
         if let problem = fieldProblem("source", event.source, max: LedgerOptions.sourceBytesMax) { return problem }
         if let problem = fieldProblem("id", event.id, max: LedgerOptions.idBytesMax) { return problem }
         if let problem = fieldProblem("type", event.type, max: LedgerOptions.typeBytesMax) { return problem }

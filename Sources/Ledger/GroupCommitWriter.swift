@@ -195,7 +195,23 @@ final class GroupCommitWriter: @unchecked Sendable {
         for job in waiting { job(environment) }
     }
 
+    /// The index tail's keys may take this much memory. Past it (only when merges keep failing,
+    /// e.g. on a full map) appends are refused with the merge's error until a merge succeeds:
+    /// the tail neither grows without bound nor outgrows its 32-bit offsets.
+    static let tailKeyBytesMax = 1 << 30
+    private var lastMergeError: (any Error)?
+
     private func commit(_ batch: [Pending]) {
+        if tail.state.withLock({ $0.arena.count }) > Self.tailKeyBytesMax {
+            mergeIndexTail(reason: "full")
+            if tail.state.withLock({ $0.arena.count }) > Self.tailKeyBytesMax {
+                let cause = lastMergeError.map { Self.ledgerError($0, mapSizeBytes: environment.usage().mapSizeBytes) }
+                let failure = cause ?? .storage("the index tail is full and could not be merged")
+                logger.error("appends refused: the index tail is full and merging it fails", metadata: ["error": "\(failure)"])
+                for pending in batch { pending.completion(.failure(failure)) }
+                return
+            }
+        }
         let start = head
         let observer = currentObserver
         if filters == nil {
@@ -242,8 +258,10 @@ final class GroupCommitWriter: @unchecked Sendable {
         do {
             try environment.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, filters: filters, in: txn) }
             tail.state.withLock { $0.prune(through: through) }
+            lastMergeError = nil
             logger.debug("merged the index tail", metadata: ["through": "\(through)", "reason": "\(reason)"])
         } catch {
+            lastMergeError = error
             logger.warning("index merge failed; the keys stay in memory and will be merged later", metadata: ["error": "\(error)"])
         }
     }

@@ -17,6 +17,7 @@ import Testing
         MalformedCase(name: "empty stream", event: Fixture.event(stream: "", id: "e"), mentions: "subject (stream) is empty"),
         MalformedCase(name: "empty type", event: Fixture.event(id: "e", type: ""), mentions: "type is empty"),
         MalformedCase(name: "NUL in stream", event: Fixture.event(stream: "system/a\u{0}b", id: "e"), mentions: "subject (stream) contains a NUL byte"),
+        MalformedCase(name: "NUL in source", event: Fixture.event(id: "e", source: "urn:a\u{0}b"), mentions: "source contains a NUL byte"),
         MalformedCase(name: "long stream", event: Fixture.event(stream: String(repeating: "s", count: 257), id: "e"), mentions: "subject (stream) is 257 bytes"),
         MalformedCase(name: "long id", event: Fixture.event(id: String(repeating: "i", count: 256)), mentions: "id is 256 bytes"),
         MalformedCase(name: "long source", event: Fixture.event(id: "e", source: String(repeating: "u", count: 256)), mentions: "source is 256 bytes"),
