@@ -43,7 +43,9 @@ public enum EventType: String, Sendable, Hashable, CaseIterable {
 }
 
 /// One event's `data`, typed.
-public enum DomainEvent: Sendable, Hashable {
+/// `indirect`: every case's payload lives in a box, so passing an event around (projections
+/// and forensics look at each one many times) costs one retain, not one per string inside it.
+public indirect enum DomainEvent: Sendable, Hashable {
     case invoiceIssued(InvoiceIssued)
     case invoiceIssueFailed(InvoiceIssueFailed)
     case invoiceVoided(InvoiceVoided)

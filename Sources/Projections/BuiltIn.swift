@@ -32,9 +32,9 @@ public struct InvoiceStateProjection: Projection {
         for item in batch.items where item.isInvoiceEvent {
             guard let event = item.event else { continue }
             let key = item.record.stream
-            var state = try cache.row(key, in: store, table: "rows") { InvoiceState(key: key) }
-            InvoiceFold.apply(event, record: item.record, to: &state)
-            cache.set(key, state)
+            try cache.update(key, in: store, table: "rows", make: { InvoiceState(key: key) }) { state in
+                InvoiceFold.apply(event, record: item.record, to: &state)
+            }
         }
         try cache.flush(to: store, table: "rows")
     }
@@ -154,15 +154,13 @@ public struct StatusViewsProjection: Projection {
             }
             guard item.isInvoiceEvent else { continue }
             let key = item.record.stream
-            var state = try states.row(key, in: store, table: "state") { InvoiceState(key: key) }
-            InvoiceFold.apply(event, record: item.record, to: &state)
-            states.set(key, state)
-            // Voids and red letters move the invoice in every system; others in theirs.
-            if let system = event.system {
-                if !(touched[key]?.contains(system) ?? false) { touched[key, default: []].append(system) }
-            } else {
-                for system in state.systems.keys where !(touched[key]?.contains(system) ?? false) { touched[key, default: []].append(system) }
+            var affected: [String] = []
+            try states.update(key, in: store, table: "state", make: { InvoiceState(key: key) }) { state in
+                InvoiceFold.apply(event, record: item.record, to: &state)
+                // Voids and red letters move the invoice in every system; others in theirs.
+                affected = event.system.map { [$0] } ?? Array(state.systems.keys)
             }
+            for system in affected where !(touched[key]?.contains(system) ?? false) { touched[key, default: []].append(system) }
         }
         try systems.flush(to: store, table: "systems")
         // Where an accepted, unreviewed invoice belongs depends on the system's registration,

@@ -15,6 +15,16 @@ struct RowCache<Row: RowCodable> {
         return row
     }
 
+    /// Changes the row for `key` (cached, else stored, else `make()`) in place: no copy of it
+    /// is made, so appending to its arrays does not copy them either.
+    mutating func update(_ key: String, in store: ProjectionStore, table: String, make: () -> Row, _ body: (inout Row) throws -> Void) throws {
+        if rows[key] == nil {
+            rows[key] = try store.get(table, key: Array(key.utf8)).map { try Row.fromRow($0) } ?? make()
+            order.append(key)
+        }
+        try body(&rows[key]!)
+    }
+
     mutating func set(_ key: String, _ row: Row) {
         if rows.updateValue(row, forKey: key) == nil { order.append(key) }
     }
