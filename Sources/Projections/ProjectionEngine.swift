@@ -74,27 +74,29 @@ public final class ProjectionEngine: Sendable {
         runner.withLock { $0?.cancel(); $0 = nil }
     }
 
-    /// Creates missing projections, and rebuilds from scratch any stored with another version.
+    /// Creates missing projections, and rebuilds any stored with another version (as
+    /// `rebuild` does: readers keep the old rows until the new ones are swapped in).
     private func prepareGenerations() async throws {
-        let specs = projections.map { ($0.name, $0.version, $0.tables) }
-        try await ledger.performWrite { [catalog] txn in
-            for (name, version, tables) in specs {
-                let entry = try CatalogEntry.read(name, table: catalog, in: txn)
-                if let entry, entry.version == version { continue }
-                let generation = (entry?.generation ?? 0) + 1
+        let specs = projections.map { ($0.name, $0.tables) }
+        let stale = try await ledger.performWrite { [catalog, projections] txn -> [String] in
+            var stale: [String] = []
+            for ((name, tables), projection) in zip(specs, projections) {
+                if let entry = try CatalogEntry.read(name, table: catalog, in: txn) {
+                    if entry.version != projection.version { stale.append(name) }
+                    continue
+                }
                 for spec in tables {
-                    _ = try txn.openTable(CatalogEntry.tableName(projection: name, generation: generation, table: spec.name), flags: spec.flags.union(.create))
+                    try txn.clear(txn.openTable(CatalogEntry.tableName(projection: name, generation: 1, table: spec.name), flags: spec.flags.union(.create)))
                 }
-                if let entry {
-                    for spec in tables {
-                        let old = try txn.openTable(CatalogEntry.tableName(projection: name, generation: entry.generation, table: spec.name), flags: spec.flags.union(.create))
-                        try txn.drop(old)
-                    }
-                }
-                try CatalogEntry(generation: generation, version: version, checkpoint: 0, checkpointMicros: 0).write(name, table: catalog, in: txn)
+                try CatalogEntry(generation: 1, version: projection.version, checkpoint: 0, checkpointMicros: 0).write(name, table: catalog, in: txn)
             }
+            return stale
         }
         handles.withLock { $0.removeAll() }
+        if !stale.isEmpty {
+            logger.info("rebuilding projections stored with another version", metadata: ["projections": "\(stale.joined(separator: ", "))"])
+            try await rebuild(stale)
+        }
     }
 
     /// Applies every record after each projection's checkpoint, chunk by chunk, until all are
