@@ -234,8 +234,9 @@ public struct StatusViewsProjection: Projection {
 /// Fields: `number`, `code`, `seller_tax_id`, `buyer_tax_id`, `seller_name`, `buyer_name`
 /// (names normalised: full-width to half-width, brackets, spaces, case), `issue_date`, and
 /// `alias` (the legacy code and number printed on a digital paper invoice, undated).
-/// `entries`: key → the index keys written for it, to replace them if the invoice is issued
-/// again; "did you mean" looks candidate keys up here (see `NearMiss`).
+/// `entries`: key → the index keys written for it (each without its `0 ‖ key` end), to replace
+/// them if the invoice is issued again; "did you mean" looks candidate keys up here (see
+/// `NearMiss`).
 public struct SearchProjection: Projection {
     public static let name = "search"
     public var name: String { Self.name }
@@ -251,11 +252,11 @@ public struct SearchProjection: Projection {
             let key = item.record.stream
             let keyBytes = Array(key.utf8)
             if let old = try store.get("entries", key: keyBytes) {
-                for entry in try Self.decodeEntries(old) { try store.delete("index", key: entry) }
+                for entry in try Self.decodeEntries(old, key: keyBytes) { try store.delete("index", key: entry) }
             }
             let entries = Self.indexKeys(issued, key: key)
             for entry in entries { try store.put("index", key: entry, value: []) }
-            try store.put("entries", key: keyBytes, value: Self.encodeEntries(entries))
+            try store.put("entries", key: keyBytes, value: Self.encodeEntries(entries, key: keyBytes))
         }
     }
 
@@ -264,22 +265,25 @@ public struct SearchProjection: Projection {
         return []
     }
 
-    static func encodeEntries(_ entries: [[UInt8]]) -> [UInt8] {
+    /// The index keys of an invoice, each without the `0 ‖ key` every one of them ends with.
+    static func encodeEntries(_ entries: [[UInt8]], key: [UInt8]) -> [UInt8] {
         var w = ByteWriter()
         w.array(entries) { w, entry in
-            w.varint(UInt64(entry.count))
-            w.bytes.append(contentsOf: entry)
+            precondition(entry.count > key.count && entry.suffix(key.count).elementsEqual(key), "a search entry ends with its key")
+            let kept = entry.count - key.count - 1
+            w.varint(UInt64(kept))
+            w.bytes.append(contentsOf: entry[..<kept])
         }
         return w.bytes
     }
 
-    static func decodeEntries(_ bytes: [UInt8]) throws -> [[UInt8]] {
+    static func decodeEntries(_ bytes: [UInt8], key: [UInt8]) throws -> [[UInt8]] {
         var r = ByteReader(bytes)
         return try r.array { r in
             let count = Int(try r.varint())
             guard r.offset + count <= r.bytes.count else { throw RowDecodingError(description: "search entry runs past the row") }
             defer { r.offset += count }
-            return Array(r.bytes[r.offset..<(r.offset + count)])
+            return Array(r.bytes[r.offset..<(r.offset + count)]) + [0] + key
         }
     }
 

@@ -112,6 +112,29 @@ import Testing
         }
     }
 
+    /// An invoice issued again (a flagged anomaly) is found by its new names only: the search
+    /// entries written for the first issue are removed, incrementally and in a rebuild alike.
+    @Test func issuedAgainReplacesItsSearchEntries() async throws {
+        let directory = TemporaryDirectory()
+        try await withEngine(at: directory.ledgerPath, mode: .inline) { ledger, engine in
+            var script = Script()
+            script.system(Self.system, requiresReview: false)
+            script.issue(Self.key(1), buyer: "First Buyer", seller: "Seller A")
+            script.accept(Self.key(1), in: Self.system)
+            script.issue(Self.key(1), buyer: "Second Buyer", seller: "Seller A")
+            try await append(ledger, script.events)
+            func found(_ buyer: String) throws -> Int {
+                try list(engine, InvoiceListCriteria(system: Self.system, buyerName: buyer)).items.count
+            }
+            #expect(try found("first buyer") == 0)
+            #expect(try found("second buyer") == 1)
+            try await engine.rebuild([])
+            #expect(try found("first buyer") == 0)
+            #expect(try found("second buyer") == 1)
+            for result in try await engine.verify([]) { #expect(result.identical, "\(result.name): \(result.firstDifference ?? "")") }
+        }
+    }
+
     /// Follows `next` from page to page and returns every key listed.
     private func allPages(_ engine: ProjectionEngine, _ criteria: InvoiceListCriteria) throws -> (keys: [String], pages: Int) {
         var criteria = criteria
