@@ -65,21 +65,32 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     /// Queues a request; `completion` runs on the writer thread after the commit (or refusal).
     /// The request is prepared (checked, encoded, its keys hashed) here, on the caller's thread.
+    /// A request the writer would refuse now is refused before it is prepared (and checked
+    /// again after: the queue may have filled meanwhile).
     func submit(_ entries: [AppendEntry], completion: @escaping Completion) {
+        condition.lock()
+        let early = refusal(of: entries.count)
+        condition.unlock()
+        if let early { return completion(.failure(early)) }
         let request = PreparedRequest(entries, options: options)
         condition.lock()
-        if isClosing {
+        if let refusal = refusal(of: entries.count) {
             condition.unlock()
-            return completion(.failure(.closed))
-        }
-        if queuedEvents > 0 && queuedEvents + entries.count > options.queuedEventsMax {
-            condition.unlock()
-            return completion(.failure(.overloaded(queuedEventsMax: options.queuedEventsMax)))
+            return completion(.failure(refusal))
         }
         queue.append(Pending(request: request, completion: completion))
         queuedEvents += entries.count
         condition.signal()
         condition.unlock()
+    }
+
+    /// Why a request of `events` events cannot be queued now, if it cannot. Under `condition`.
+    private func refusal(of events: Int) -> LedgerError? {
+        if isClosing { return .closed }
+        if queuedEvents > 0 && queuedEvents + events > options.queuedEventsMax {
+            return .overloaded(queuedEventsMax: options.queuedEventsMax)
+        }
+        return nil
     }
 
     /// Queues a job; false when closing (the job will not run).
