@@ -124,13 +124,14 @@ public struct SystemsProjection: Projection {
 /// Per receiving system and status, the invoices in it, ordered by issue date (CST):
 /// `views`: system ‖ 0 ‖ status ‖ 0 ‖ YYYY-MM-DD ‖ 0 ‖ key → the positions that put it there.
 /// `current`: key ‖ 0 ‖ system → its `views` key, to move it when its status changes.
-/// `state` and `systems` are this projection's own copies of what it folds from.
+/// `state` and `systems` are this projection's own copies of what it folds from: of each
+/// invoice's state only what places it in views and what a list shows (`keptForViews`).
 public struct StatusViewsProjection: Projection {
     public static let name = "status_views"
     public var name: String { Self.name }
     /// 2: voided and red-lettered views cite the void or reversal; a registration re-places
-    /// the system's invoices.
-    public var version: Int { 4 }
+    /// the system's invoices. 5: `state` keeps only what the views and lists need.
+    public var version: Int { 5 }
     public var tables: [ProjectionTableSpec] {
         [ProjectionTableSpec("views"), ProjectionTableSpec("current"), ProjectionTableSpec("state"), ProjectionTableSpec("systems")]
     }
@@ -178,6 +179,7 @@ public struct StatusViewsProjection: Projection {
                 try place(state, in: system, requiresReview: requiresReview, store: store)
             }
         }
+        states.updateAll { $0 = $0.keptForViews() }
         try states.flush(to: store, table: "state")
     }
 

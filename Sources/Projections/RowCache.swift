@@ -25,6 +25,11 @@ struct RowCache<Row: RowCodable> {
         try body(&rows[key]!)
     }
 
+    /// Changes every cached row in place (before `flush`).
+    mutating func updateAll(_ body: (inout Row) -> Void) {
+        for key in order { body(&rows[key]!) }
+    }
+
     mutating func set(_ key: String, _ row: Row) {
         if rows.updateValue(row, forKey: key) == nil { order.append(key) }
     }
