@@ -70,6 +70,8 @@ public struct DecodedBatch: Sendable {
 /// A projection's tables of one generation inside one transaction, or, during a rebuild, a
 /// `RowBuffer` in memory over them (see `RowBuffer`): projections read and write the same way.
 public final class ProjectionStore {
+    /// For queries. A projection's `apply` reads and writes through `get`, `put`, `delete` and
+    /// `keys` only: during a rebuild the transaction does not see the rows still in the buffer.
     public let transaction: Transaction
     private let handles: [String: Table]
     private let buffer: RowBuffer?
