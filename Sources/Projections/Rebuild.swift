@@ -140,12 +140,19 @@ extension ProjectionEngine {
         forgetHandles()
         let buffers = targets.map { projection in RowBuffer(tables: projection.tables.map(\.name)) }
         var folded: Record?
-        // Decode the next chunk while the projections fold this one.
-        var pending: Task<DecodedBatch, any Error>? = total > 0 ? Task { try await self.decodedBatch(from: 1, limit: self.rebuildLimits.chunkEvents) } : nil
+        // Decode the next chunk while the projections fold this one. Chunks end at the head the
+        // rebuild began with; what was appended since is caught up in the swap's transaction.
+        let chunkEvents = UInt64(rebuildLimits.chunkEvents)
+        func decode(from next: UInt64) -> Task<DecodedBatch, any Error>? {
+            guard next <= total else { return nil }
+            return Task { try await self.decodedBatch(from: next, limit: Int(min(chunkEvents, total - next + 1))) }
+        }
+        var pending = decode(from: 1)
+        defer { pending?.cancel() }
         while let current = pending {
             let batch = try await current.value
             guard let last = batch.items.last?.record, last.position <= total else { break }
-            pending = last.position < total ? Task { [next = last.position + 1] in try await self.decodedBatch(from: next, limit: self.rebuildLimits.chunkEvents) } : nil
+            pending = decode(from: last.position + 1)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in targets.indices {
                     group.addTask { [ledger] in
@@ -162,7 +169,6 @@ extension ProjectionEngine {
             }
             progress(RebuildProgress(applied: min(last.position, total), total: total))
         }
-        pending?.cancel()
         if let folded { try await writeOut(buffers, of: targets, tables: tables, through: folded) }
     }
 
