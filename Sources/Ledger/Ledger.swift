@@ -32,6 +32,33 @@ public final class Ledger: Sendable {
         self.logger = logger
     }
 
+    /// Opens the ledger at `path`, runs `body`, closes the ledger, and returns once its LMDB
+    /// environment is released, so the same directory can be opened again in this process at
+    /// once (LMDB must never have one directory open twice in a process; `close()` returns a
+    /// moment before the writer thread lets go of it). `body` must not keep the ledger: engines
+    /// made in it are stopped there. Throws `LedgerError.storage` when the environment is still
+    /// held 10 s after the close; `body`'s own error otherwise.
+    public static func using<T>(
+        at path: String, options: LedgerOptions = LedgerOptions(), clock: @escaping @Sendable () -> Int64 = Ledger.systemClockMicros,
+        _ body: (Ledger) async throws -> T
+    ) async throws -> T {
+        var ledger: Ledger? = try open(at: path, options: options, clock: clock)
+        weak let environment = ledger?.environment
+        let outcome: Result<T, any Error>
+        do {
+            outcome = .success(try await body(ledger!))
+        } catch {
+            outcome = .failure(error)
+        }
+        ledger?.close()
+        ledger = nil
+        for _ in 0..<10_000 where environment != nil {
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
+        guard environment == nil else { throw LedgerError.storage("the ledger at \(path) is still open 10 s after close(): something kept it") }
+        return try outcome.get()
+    }
+
     /// Opens the ledger at directory `path`, creating it when writable and absent.
     /// - `clock`: microseconds since the epoch, for recorded times (tests pass their own).
     public static func open(

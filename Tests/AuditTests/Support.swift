@@ -26,28 +26,9 @@ enum Fixture {
     }
 }
 
-/// Opens a ledger, runs `body`, closes the ledger and waits until its LMDB environment is
-/// really gone, so the same directory may be opened again (LMDB's locks are per process).
-func withLedger<T>(
-    at path: String, options: LedgerOptions = LedgerOptions(), _ body: (Ledger) async throws -> T
-) async throws -> T {
-    var ledger: Ledger? = try Ledger.open(at: path, options: options)
-    weak let environment = ledger?.environment
-    let outcome: Result<T, any Error>
-    do {
-        outcome = .success(try await body(ledger!))
-    } catch {
-        outcome = .failure(error)
-    }
-    ledger?.close()
-    ledger = nil
-    var waits = 0
-    while environment != nil && waits < 10_000 {
-        try await Task.sleep(for: .milliseconds(1))
-        waits += 1
-    }
-    guard environment == nil else { throw TestFailure("the ledger's environment is still open after close()") }
-    return try outcome.get()
+/// Opens a ledger, runs `body`, closes it and waits until it is released (`Ledger.using`).
+func withLedger<T>(at path: String, options: LedgerOptions = LedgerOptions(), _ body: (Ledger) async throws -> T) async throws -> T {
+    try await Ledger.using(at: path, options: options, body)
 }
 
 /// A crafted writer: the ledger's LMDB environment opened directly, as someone with write

@@ -116,24 +116,7 @@ import Testing
     }
 }
 
-/// Opens a ledger, runs `body`, closes it and waits until its LMDB environment is really gone,
-/// so the directory may be opened again (never twice at once in one process).
+/// Opens a ledger, runs `body`, closes it and waits until it is released (`Ledger.using`).
 func withLedger<T>(at path: String, options: LedgerOptions = LedgerOptions(), _ body: (Ledger) async throws -> T) async throws -> T {
-    var ledger: Ledger? = try Ledger.open(at: path, options: options)
-    weak let environment = ledger?.environment
-    let outcome: Result<T, any Error>
-    do {
-        outcome = .success(try await body(ledger!))
-    } catch {
-        outcome = .failure(error)
-    }
-    ledger?.close()
-    ledger = nil
-    var waits = 0
-    while environment != nil && waits < 10_000 {
-        try await Task.sleep(for: .milliseconds(1))
-        waits += 1
-    }
-    guard environment == nil else { throw TestFailure("the ledger's environment is still open after close()") }
-    return try outcome.get()
+    try await Ledger.using(at: path, options: options, body)
 }

@@ -200,25 +200,7 @@ struct ManifestLine: Decodable {
 
 
 
-/// Opens a ledger, runs `body`, closes the ledger and waits until its LMDB environment is
-/// really gone (LMDB must never have one directory open twice in a process). Engines made in
-/// `body` must be stopped there.
+/// Opens a ledger, runs `body`, closes it and waits until it is released (`Ledger.using`).
 func withLedger<T>(at path: String, _ body: (Ledger) async throws -> T) async throws -> T {
-    var ledger: Ledger? = try Ledger.open(at: path)
-    weak let environment = ledger?.environment
-    let outcome: Result<T, any Error>
-    do {
-        outcome = .success(try await body(ledger!))
-    } catch {
-        outcome = .failure(error)
-    }
-    ledger?.close()
-    ledger = nil
-    var waits = 0
-    while environment != nil && waits < 10_000 {
-        try await Task.sleep(for: .milliseconds(1))
-        waits += 1
-    }
-    guard environment == nil else { throw TestFailure("the ledger's environment is still open after close()") }
-    return try outcome.get()
+    try await Ledger.using(at: path, body)
 }

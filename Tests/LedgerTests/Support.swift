@@ -21,32 +21,12 @@ enum Fixture {
 
 // MARK: Opening and closing for real
 
-/// Opens a ledger, runs `body`, closes the ledger and waits until its LMDB environment is
-/// really gone, so the same directory may be opened again (LMDB must never have one directory
-/// open twice in a process: its locks are per process).
+/// Opens a ledger, runs `body`, closes it and waits until it is released (`Ledger.using`).
 func withLedger<T>(
-    at path: String, options: LedgerOptions = LedgerOptions(),
-    clock: @escaping @Sendable () -> Int64 = Ledger.systemClockMicros,
+    at path: String, options: LedgerOptions = LedgerOptions(), clock: @escaping @Sendable () -> Int64 = Ledger.systemClockMicros,
     _ body: (Ledger) async throws -> T
 ) async throws -> T {
-    var ledger: Ledger? = try Ledger.open(at: path, options: options, clock: clock)
-    weak let environment = ledger?.environment
-    let outcome: Result<T, any Error>
-    do {
-        outcome = .success(try await body(ledger!))
-    } catch {
-        outcome = .failure(error)
-    }
-    ledger?.close()
-    ledger = nil
-    // The writer thread lets go of the environment just after `close()` returns.
-    var waits = 0
-    while environment != nil && waits < 10_000 {
-        try await Task.sleep(for: .milliseconds(1))
-        waits += 1
-    }
-    guard environment == nil else { throw TestFailure("the ledger's environment is still open after close()") }
-    return try outcome.get()
+    try await Ledger.using(at: path, options: options, clock: clock, body)
 }
 
 /// The error an append threw, or nil when it succeeded.

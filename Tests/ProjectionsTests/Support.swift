@@ -19,32 +19,13 @@ final class SteppingClock: Sendable {
     }
 }
 
-/// Opens a ledger, runs `body`, closes the ledger and waits until its LMDB environment is
-/// really gone, so the same directory may be opened again (LMDB must never have one directory
-/// open twice in a process: its locks are per process). Engines made in `body` must be
-/// stopped there: an inline engine is the writer's commit observer, which holds the ledger.
+/// Opens a ledger, runs `body`, closes it and waits until it is released (`Ledger.using`); recorded
+/// times step deterministically. Engines made in `body` must be stopped there.
 func withLedger<T>(
-    at path: String, options: LedgerOptions = LedgerOptions(),
-    clock: @escaping @Sendable () -> Int64 = SteppingClock().micros,
+    at path: String, options: LedgerOptions = LedgerOptions(), clock: @escaping @Sendable () -> Int64 = SteppingClock().micros,
     _ body: (Ledger) async throws -> T
 ) async throws -> T {
-    var ledger: Ledger? = try Ledger.open(at: path, options: options, clock: clock)
-    weak let environment = ledger?.environment
-    let outcome: Result<T, any Error>
-    do {
-        outcome = .success(try await body(ledger!))
-    } catch {
-        outcome = .failure(error)
-    }
-    ledger?.close()
-    ledger = nil
-    var waits = 0
-    while environment != nil && waits < 10_000 {
-        try await Task.sleep(for: .milliseconds(1))
-        waits += 1
-    }
-    guard environment == nil else { throw TestFailure("the ledger's environment is still open after close()") }
-    return try outcome.get()
+    try await Ledger.using(at: path, options: options, clock: clock, body)
 }
 
 /// Opens a ledger with a started engine of `projections` in `mode`, runs `body`, stops the engine.
