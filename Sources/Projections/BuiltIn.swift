@@ -79,9 +79,9 @@ public struct SystemsProjection: Projection {
         var cache = RowCache<SystemRow>()
         for item in batch.items {
             guard let event = item.event, let system = event.system, event.type.streamKind == .system else { continue }
-            var row = try cache.row(system, in: store, table: "rows") { SystemRow(system: system) }
-            Self.fold(event, record: item.record, into: &row)
-            cache.set(system, row)
+            try cache.update(system, in: store, table: "rows", make: { SystemRow(system: system) }) { row in
+                Self.fold(event, record: item.record, into: &row)
+            }
         }
         try cache.flush(to: store, table: "rows")
     }
@@ -146,11 +146,11 @@ public struct StatusViewsProjection: Projection {
         for item in batch.items {
             guard let event = item.event else { continue }
             if event.type.streamKind == .system, let system = event.system {
-                var row = try systems.row(system, in: store, table: "systems") { SystemRow(system: system) }
-                let requiredReview = row.requiresReview
-                SystemsProjection.fold(event, record: item.record, into: &row)
-                if row.requiresReview != requiredReview { reconfigured.insert(system) }
-                systems.set(system, row)
+                try systems.update(system, in: store, table: "systems", make: { SystemRow(system: system) }) { row in
+                    let requiredReview = row.requiresReview
+                    SystemsProjection.fold(event, record: item.record, into: &row)
+                    if row.requiresReview != requiredReview { reconfigured.insert(system) }
+                }
                 continue
             }
             guard item.isInvoiceEvent else { continue }
@@ -404,15 +404,15 @@ public struct AccessProjection: Projection {
             default: continue
             }
             let key = Self.key(system: change.0.system, user: change.0.user)
-            var row = try cache.row(key, in: store, table: "rows") { AccessRow(system: change.0.system, user: change.0.user) }
-            guard row.changes.count < AccessRow.changesMax else { continue }
-            let ids: [String]?
-            switch change.0.scope {
-            case .all: ids = nil
-            case let .sellerTaxIds(list): ids = list
+            try cache.update(key, in: store, table: "rows", make: { AccessRow(system: change.0.system, user: change.0.user) }) { row in
+                guard row.changes.count < AccessRow.changesMax else { return }
+                let ids: [String]?
+                switch change.0.scope {
+                case .all: ids = nil
+                case let .sellerTaxIds(list): ids = list
+                }
+                row.changes.append(.init(position: item.record.position, at: item.record.occurredMicros, granted: change.1, sellerTaxIds: ids))
             }
-            row.changes.append(.init(position: item.record.position, at: item.record.occurredMicros, granted: change.1, sellerTaxIds: ids))
-            cache.set(key, row)
         }
         try cache.flush(to: store, table: "rows")
     }

@@ -16,16 +16,16 @@ struct RowKey: Hashable, Sendable {
         a.bytes.count == b.bytes.count && compare(a.bytes, b.bytes) == 0
     }
 
-    /// memcmp order, shorter first on a tie: LMDB's default key order.
     static func compare(_ a: [UInt8], _ b: [UInt8]) -> Int32 {
-        a.withUnsafeBufferPointer { x in
-            b.withUnsafeBufferPointer { y in
-                let common = min(x.count, y.count)
-                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
-                if order != 0 { return order }
-                return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
-            }
-        }
+        a.withUnsafeBytes { x in b.withUnsafeBytes { y in compare(x, y) } }
+    }
+
+    /// memcmp order, shorter first on a tie: LMDB's default key order.
+    static func compare(_ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Int32 {
+        let common = min(x.count, y.count)
+        let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+        if order != 0 { return order }
+        return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
     }
 }
 
@@ -177,13 +177,7 @@ struct ChangeLog {
                 let span = keySpans[index]
                 return UnsafeRawBufferPointer(rebasing: bytes[span.offset..<(span.offset + span.count)])
             }
-            func compare(_ a: Int, _ b: Int) -> Int32 {
-                let x = key(a), y = key(b)
-                let common = min(x.count, y.count)
-                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
-                if order != 0 { return order }
-                return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
-            }
+            func compare(_ a: Int, _ b: Int) -> Int32 { RowKey.compare(key(a), key(b)) }
             var items = [Item]()
             items.reserveCapacity(count)
             for index in 0..<count {

@@ -30,10 +30,6 @@ struct RowCache<Row: RowCodable> {
         for key in order { body(&rows[key]!) }
     }
 
-    mutating func set(_ key: String, _ row: Row) {
-        if rows.updateValue(row, forKey: key) == nil { order.append(key) }
-    }
-
     /// Writes every touched row, in first-touch order.
     func flush(to store: ProjectionStore, table: String) throws {
         for key in order {
