@@ -8,17 +8,6 @@ import Testing
 @testable import Projections
 
 
-
-/// A writer clock that moves one millisecond per batch: recorded times never depend on the
-/// wall clock, so two ledgers fed the same events record the same times.
-final class SteppingClock: Sendable {
-    private let now = Mutex<Int64>(1_735_660_800_000_000) // 2025-01-01T00:00:00+08:00
-
-    var micros: @Sendable () -> Int64 {
-        { [self] in now.withLock { $0 += 1_000; return $0 } }
-    }
-}
-
 /// Opens a ledger, runs `body`, closes it and waits until it is released (`Ledger.using`); recorded
 /// times step deterministically. Engines made in `body` must be stopped there.
 func withLedger<T>(

@@ -1,6 +1,7 @@
 // What every test target shares: a fresh directory per test (LMDB environments must never be
 // opened twice in one process) and a plain failure to throw.
 import Foundation
+import Synchronization
 
 /// A directory removed when the value goes away.
 public struct TemporaryDirectory: ~Copyable {
@@ -31,4 +32,16 @@ public struct TemporaryDirectory: ~Copyable {
 public struct TestFailure: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// A writer clock (microseconds since the epoch) that moves one millisecond per call: recorded
+/// times never depend on the wall clock, so two ledgers fed the same events record the same times.
+public final class SteppingClock: Sendable {
+    private let now = Mutex<Int64>(1_735_660_800_000_000) // 2025-01-01T00:00:00+08:00
+
+    public init() {}
+
+    public var micros: @Sendable () -> Int64 {
+        { [self] in now.withLock { $0 += 1_000; return $0 } }
+    }
 }
