@@ -126,7 +126,7 @@ public struct SystemsProjection: Projection {
 /// `current`: key ‖ 0 ‖ system → its `views` key, to move it when its status changes.
 /// `state` and `systems` are this projection's own copies of what it folds from: of each
 /// invoice's state only what places it in views and what a list shows (`keptForViews`).
-public struct StatusViewsProjection: Projection {
+public struct StatusViewsProjection: DerivableProjection {
     public static let name = "status_views"
     public var name: String { Self.name }
     /// 2: voided and red-lettered views cite the void or reversal; a registration re-places
@@ -183,30 +183,82 @@ public struct StatusViewsProjection: Projection {
         try states.flush(to: store, table: "state")
     }
 
-    private func place(_ state: InvoiceState, in system: String, requiresReview: Bool, store: ProjectionStore) throws {
-        var currentKey = [UInt8]()
-        currentKey.reserveCapacity(state.key.utf8.count + system.utf8.count + 1)
-        currentKey.append(contentsOf: state.key.utf8)
-        currentKey.append(0)
-        currentKey.append(contentsOf: system.utf8)
-        let old = try store.get("current", key: currentKey)
-        guard let status = state.viewStatus(in: system, requiresReview: requiresReview) else {
-            if let old {
-                try store.delete("views", key: old)
-                try store.delete("current", key: currentKey)
+    /// Every invoice's views are those its final state gives: an event changes what places the
+    /// invoice in a system (issuer status and position, issue date, that system's receipt,
+    /// review and positions) only when it is the system's own event or one of the issuer's,
+    /// and either places it anew there; a registration that changes `requiresReview` re-places
+    /// what the system holds, and what it does not hold has no accepted receipt, which no
+    /// registration changes.
+    public var derivedFrom: (projection: String, table: String) { (InvoiceStateProjection.name, "rows") }
+
+    /// Only the systems' rows: views and states come from `invoice_state`'s rows.
+    public func applyUnderived(_ batch: DecodedBatch, to store: ProjectionStore) throws {
+        var systems = RowCache<SystemRow>()
+        for item in batch.items {
+            guard let event = item.event, event.type.streamKind == .system, let system = event.system else { continue }
+            try systems.update(system, in: store, table: "systems", make: { SystemRow(system: system) }) { row in
+                SystemsProjection.fold(event, record: item.record, into: &row)
             }
-            return
         }
-        let viewKey = Self.viewKey(system: system, status: status.rawValue, date: state.invoice?.issueDate ?? "0000-00-00", key: state.key)
-        if let old, old != viewKey { try store.delete("views", key: old) }
+        try systems.flush(to: store, table: "systems")
+    }
+
+    public func derive(fromRows rows: [[UInt8]], to store: ProjectionStore) throws {
+        var requiresReview: [String: Bool] = [:]
+        for bytes in rows {
+            let state = try InvoiceState.fromRow(bytes)
+            let keyBytes = Array(state.key.utf8)
+            try store.put("state", key: keyBytes, value: state.keptForViews().rowBytes())
+            for system in state.systems.keys.sorted() {
+                let review: Bool
+                if let known = requiresReview[system] {
+                    review = known
+                } else {
+                    review = try store.get("systems", key: Array(system.utf8)).map { try SystemRow.fromRow($0) }?.requiresReview ?? false
+                    requiresReview[system] = review
+                }
+                guard let placed = Self.placement(state, in: system, requiresReview: review) else { continue }
+                try store.put("views", key: placed.viewKey, value: placed.lineage)
+                try store.put("current", key: Self.currentKey(key: keyBytes, system: system), value: placed.viewKey)
+            }
+        }
+    }
+
+    /// Where `state` belongs in `system`'s views, and the positions that put it there.
+    private static func placement(_ state: InvoiceState, in system: String, requiresReview: Bool) -> (viewKey: [UInt8], lineage: [UInt8])? {
+        guard let status = state.viewStatus(in: system, requiresReview: requiresReview) else { return nil }
+        let viewKey = viewKey(system: system, status: status.rawValue, date: state.invoice?.issueDate ?? "0000-00-00", key: state.key)
         var lineage = state.systems[system]?.positions ?? []
         // Voided and red-lettered are the issuer's doing: cite that event too.
         if status == .voided || status == .redLettered, let position = state.issuer.position, !lineage.contains(position) {
             lineage.append(position)
             lineage.sort()
         }
-        try store.put("views", key: viewKey, value: PositionList.encode(lineage))
-        if old != viewKey { try store.put("current", key: currentKey, value: viewKey) }
+        return (viewKey, PositionList.encode(lineage))
+    }
+
+    private static func currentKey(key: [UInt8], system: String) -> [UInt8] {
+        var currentKey = [UInt8]()
+        currentKey.reserveCapacity(key.count + system.utf8.count + 1)
+        currentKey.append(contentsOf: key)
+        currentKey.append(0)
+        currentKey.append(contentsOf: system.utf8)
+        return currentKey
+    }
+
+    private func place(_ state: InvoiceState, in system: String, requiresReview: Bool, store: ProjectionStore) throws {
+        let currentKey = Self.currentKey(key: Array(state.key.utf8), system: system)
+        let old = try store.get("current", key: currentKey)
+        guard let placed = Self.placement(state, in: system, requiresReview: requiresReview) else {
+            if let old {
+                try store.delete("views", key: old)
+                try store.delete("current", key: currentKey)
+            }
+            return
+        }
+        if let old, old != placed.viewKey { try store.delete("views", key: old) }
+        try store.put("views", key: placed.viewKey, value: placed.lineage)
+        if old != placed.viewKey { try store.put("current", key: currentKey, value: placed.viewKey) }
     }
 
     /// The invoice keys in `system`'s views, any status.

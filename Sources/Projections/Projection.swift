@@ -28,6 +28,23 @@ extension Projection {
     }
 }
 
+/// A projection whose rows a rebuild can compute from another projection's rebuilt rows
+/// instead of folding every record: `status_views` from `invoice_state`'s.
+///
+/// When a rebuild builds both, it calls `applyUnderived` (not `apply`) for every record, then,
+/// once the source's rows are written, `derive` with all of them in key order. The rows must be
+/// the ones `apply` gives, byte for byte: `projections verify` and the property tests compare
+/// them with the incrementally maintained rows. A rebuild of this projection alone folds.
+public protocol DerivableProjection: Projection {
+    /// The projection and table whose rows `derive` reads.
+    var derivedFrom: (projection: String, table: String) { get }
+    /// Folds what is not derived from the source's rows (in a rebuild that builds both).
+    func applyUnderived(_ batch: DecodedBatch, to store: ProjectionStore) throws
+    /// Adds the rows that `rows` (consecutive rows of the source table, values only, in key
+    /// order) give, after `applyUnderived` has seen every record.
+    func derive(fromRows rows: [[UInt8]], to store: ProjectionStore) throws
+}
+
 public struct ProjectionTableSpec: Sendable {
     public var name: String
     public var flags: TableFlags
@@ -92,7 +109,7 @@ public final class ProjectionStore {
             switch buffer.lookup(name, key) {
             case let .row(value): return value
             case .deleted: return nil
-            case .absent: if !buffer.hasFlushed { return nil }
+            case .absent: if !buffer.hasFlushed(name) { return nil }
             }
         }
         return try transaction.get(table(name), key: key)
@@ -111,7 +128,7 @@ public final class ProjectionStore {
     /// The keys of `name` that start with `prefix`, in key order.
     public func keys(_ name: String, withPrefix prefix: [UInt8]) throws -> [[UInt8]] {
         var stored: [[UInt8]] = []
-        if buffer?.hasFlushed ?? true {
+        if buffer?.hasFlushed(name) ?? true {
             try transaction.withCursor(table(name)) { cursor in
                 var entry = try cursor.seek(atLeast: prefix)
                 while let current = entry, current.key.starts(with: prefix) {

@@ -139,6 +139,15 @@ extension ProjectionEngine {
         }
         forgetHandles()
         let buffers = targets.map { projection in RowBuffer(tables: projection.tables.map(\.name)) }
+        // Projections this rebuild derives from another target's rows instead of folding.
+        var derivations: [(index: Int, source: Int)] = []
+        for (index, projection) in targets.enumerated() {
+            guard let derivable = projection as? any DerivableProjection,
+                  let source = targets.firstIndex(where: { $0.name == derivable.derivedFrom.projection && !($0 is any DerivableProjection) })
+            else { continue }
+            derivations.append((index, source))
+        }
+        let derived = Set(derivations.map(\.index))
         var folded: Record?
         // Decode the next chunk while the projections fold this one. Chunks end at the head the
         // rebuild began with; what was appended since is caught up in the swap's transaction.
@@ -157,7 +166,12 @@ extension ProjectionEngine {
                 for index in targets.indices {
                     group.addTask { [ledger] in
                         try ledger.read { txn in
-                            try targets[index].apply(batch, to: ProjectionStore(transaction: txn, handles: tables[index], buffer: buffers[index]))
+                            let store = ProjectionStore(transaction: txn, handles: tables[index], buffer: buffers[index])
+                            if derived.contains(index), let derivable = targets[index] as? any DerivableProjection {
+                                try derivable.applyUnderived(batch, to: store)
+                            } else {
+                                try targets[index].apply(batch, to: store)
+                            }
                         }
                     }
                 }
@@ -169,7 +183,42 @@ extension ProjectionEngine {
             }
             progress(RebuildProgress(applied: min(last.position, total), total: total))
         }
-        if let folded { try await writeOut(buffers, of: targets, tables: tables, through: folded) }
+        guard let folded else { return }
+        try await writeOut(buffers, of: targets, tables: tables, through: folded)
+        for (index, source) in derivations {
+            guard let derivable = targets[index] as? any DerivableProjection,
+                  let sourceTable = tables[source][derivable.derivedFrom.table] else { continue }
+            try await derive(derivable, buffer: buffers[index], tables: tables[index], from: sourceTable, through: folded)
+        }
+    }
+
+    /// Fills `projection`'s buffer from the source table's rows, a bounded run of them per read
+    /// transaction, and writes it out (also whenever it outgrows the budget).
+    private func derive(_ projection: any DerivableProjection, buffer: RowBuffer, tables: [String: Table], from source: Table, through last: Record) async throws {
+        let rowsPerRead = 20_000
+        var after: [UInt8]?
+        while true {
+            let next: [UInt8]? = try ledger.read { txn in
+                var rows: [[UInt8]] = []
+                var lastKey: [UInt8]?
+                try txn.withCursor(source) { cursor in
+                    var entry = try after.map { try cursor.seek(atLeast: $0) } ?? cursor.first()
+                    if let current = entry, let after, current.key.elementsEqual(after) { entry = try cursor.next() }
+                    while let current = entry, rows.count < rowsPerRead {
+                        rows.append(Array(current.value))
+                        lastKey = Array(current.key)
+                        entry = try cursor.next()
+                    }
+                }
+                try projection.derive(fromRows: rows, to: ProjectionStore(transaction: txn, handles: tables, buffer: buffer))
+                return rows.count < rowsPerRead ? nil : lastKey
+            }
+            if next == nil || buffer.approximateBytes > rebuildLimits.bufferBytes {
+                try await writeOut([buffer], of: [projection], tables: [tables], through: last)
+            }
+            guard let next else { return }
+            after = next
+        }
     }
 
     /// Writes the buffers out in key order, a bounded number of rows per transaction, then sets
@@ -272,3 +321,4 @@ extension ProjectionEngine {
         return bytes.map { String(format: "%02x", $0) }.joined()
     }
 }
+

@@ -69,8 +69,8 @@ final class RowBuffer: @unchecked Sendable {
     }
 
     private var tables: [String: TableChanges] = [:]
-    /// Something was written out: keys absent here may be stored.
-    private(set) var hasFlushed = false
+    /// The tables something was written out to: keys absent here may be stored there.
+    private var flushed: Set<String> = []
     /// A rough count of the memory the changes hold (keys, values and per-entry overhead).
     private(set) var approximateBytes = 0
     private static let entryOverhead = 96
@@ -78,6 +78,9 @@ final class RowBuffer: @unchecked Sendable {
     init(tables names: [String]) {
         for name in names { tables[name] = TableChanges() }
     }
+
+    /// Whether rows of `table` were written out: a key absent here may be stored.
+    func hasFlushed(_ table: String) -> Bool { flushed.contains(table) }
 
     func lookup(_ table: String, _ key: [UInt8]) -> Lookup {
         if tables[table]?.map == nil { _ = tables[table, default: TableChanges()].indexed() }
@@ -131,10 +134,10 @@ final class RowBuffer: @unchecked Sendable {
                 log = ChangeLog()
                 for (key, entry) in map { log.append(key.bytes, entry) }
             }
-            runs.append(SortedRun(table: name, log: log, order: log.lastChangePerKey(), intoEmptyTable: !hasFlushed))
+            runs.append(SortedRun(table: name, log: log, order: log.lastChangePerKey(), intoEmptyTable: !flushed.contains(name)))
+            flushed.insert(name)
         }
         approximateBytes = 0
-        hasFlushed = true
         return runs
     }
 }
