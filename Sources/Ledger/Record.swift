@@ -182,6 +182,21 @@ public enum RecordCodec {
             occurredMicros: occurred, dataContentType: flags & 1 == 1 ? contentType : nil, data: data)
     }
 
+    /// The position, stream and type of a stored record, without decoding the rest (nil when
+    /// the header does not parse).
+    static func header(of bytes: UnsafeRawBufferPointer) -> (position: UInt64, stream: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer)? {
+        guard bytes.count >= headerBytes, bytes[0] == formatVersion else { return nil }
+        let streamLength = Int(BigEndian.uint16(bytes, at: fixedBytes))
+        let typeAt = fixedBytes + 2 + streamLength
+        guard typeAt + 2 <= bytes.count else { return nil }
+        let typeLength = Int(BigEndian.uint16(bytes, at: typeAt))
+        guard typeAt + 2 + typeLength <= bytes.count else { return nil }
+        return (
+            BigEndian.uint64(bytes, at: 2),
+            UnsafeRawBufferPointer(rebasing: bytes[(fixedBytes + 2)..<typeAt]),
+            UnsafeRawBufferPointer(rebasing: bytes[(typeAt + 2)..<(typeAt + 2 + typeLength)]))
+    }
+
     /// The position stored inside a record, without decoding the rest.
     static func position(of bytes: UnsafeRawBufferPointer) -> UInt64? {
         bytes.count >= headerBytes ? BigEndian.uint64(bytes, at: 2) : nil

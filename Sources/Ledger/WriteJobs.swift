@@ -58,6 +58,48 @@ extension Ledger {
         }
     }
 
+    /// Calls `body` with the position, stream and type of each record from `position` through
+    /// `last`, in log order, without decoding the rest: what a rebuild needs to group the log by
+    /// stream. The bytes are valid only during the call. One snapshot per `recordsPerRead` records.
+    public func scanHeaders(
+        from position: UInt64, through last: UInt64, recordsPerRead: Int = 100_000,
+        _ body: (_ position: UInt64, _ stream: UnsafeRawBufferPointer, _ type: UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        var next = max(position, 1)
+        while next <= last {
+            next = try environment.read { txn in
+                try txn.withCursor(tables.log) { cursor in
+                    var entry = try cursor.seek(atLeast: BigEndian.bytes(next))
+                    var read = 0
+                    var following = last + 1
+                    while let current = entry, read < recordsPerRead {
+                        guard let header = RecordCodec.header(of: current.value) else {
+                            throw LedgerError.corruptRecord(position: RecordCodec.position(of: current.value), reason: "field lengths do not match the record size")
+                        }
+                        if header.position > last { return last + 1 }
+                        try body(header.position, header.stream, header.type)
+                        read += 1
+                        following = header.position + 1
+                        entry = try cursor.next()
+                    }
+                    return entry == nil ? last + 1 : following
+                }
+            }
+        }
+    }
+
+    /// The records at `positions` (each must exist), in that order, from one snapshot.
+    public func records(at positions: [UInt64]) throws -> [Record] {
+        try environment.read { txn in
+            try positions.map { position in
+                guard let bytes = try txn.recordBytes(at: position, tables: tables) else {
+                    throw LedgerError.corruptRecord(position: position, reason: "no record at this position")
+                }
+                return try RecordCodec.decode(bytes)
+            }
+        }
+    }
+
     /// The last position in `txn`'s view of the log.
     public func headPosition(in txn: Transaction) throws -> UInt64 {
         try Self.lastPosition(in: txn, tables: tables)

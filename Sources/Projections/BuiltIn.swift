@@ -18,7 +18,7 @@ extension DecodedBatch.Item {
 // MARK: - invoice_state
 
 /// Per invoice key: the current state as each observer saw it (`InvoiceState`, JSON).
-public struct InvoiceStateProjection: Projection {
+public struct InvoiceStateProjection: StreamPartitionedProjection {
     public static let name = "invoice_state"
     public var name: String { Self.name }
     /// 2: rows say which position set the issuer status.
@@ -65,6 +65,9 @@ public struct SystemRow: Codable, Sendable, Equatable {
     public var maintenance: [Maintenance] = []
 
     public static let maintenanceWindowsMax = 1000
+
+    /// The events a system's row is folded from.
+    static let eventTypes = Set(EventType.allCases.filter { $0.streamKind == .system })
 }
 
 public struct SystemsProjection: Projection {
@@ -74,6 +77,8 @@ public struct SystemsProjection: Projection {
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("rows")] }
 
     public init() {}
+
+    public var eventTypes: Set<EventType>? { SystemRow.eventTypes }
 
     public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
         var cache = RowCache<SystemRow>()
@@ -191,6 +196,8 @@ public struct StatusViewsProjection: DerivableProjection {
     /// registration changes.
     public var derivedFrom: (projection: String, table: String) { (InvoiceStateProjection.name, "rows") }
 
+    public var underivedEventTypes: Set<EventType>? { SystemRow.eventTypes }
+
     /// Only the systems' rows: views and states come from `invoice_state`'s rows.
     public func applyUnderived(_ batch: DecodedBatch, to store: ProjectionStore) throws {
         var systems = RowCache<SystemRow>()
@@ -291,7 +298,7 @@ public struct StatusViewsProjection: DerivableProjection {
 /// `entries`: key → the index keys written for it (each without its `0 ‖ key` end), to replace
 /// them if the invoice is issued again; "did you mean" looks candidate keys up here (see
 /// `NearMiss`).
-public struct SearchProjection: Projection {
+public struct SearchProjection: StreamPartitionedProjection {
     public static let name = "search"
     public var name: String { Self.name }
     /// 4: no near-miss signatures (did-you-mean looks candidates up in `entries`).
@@ -445,6 +452,8 @@ public struct AccessProjection: Projection {
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("rows")] }
 
     public init() {}
+
+    public var eventTypes: Set<EventType>? { [.accessGranted, .accessRevoked] }
 
     public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
         var cache = RowCache<AccessRow>()

@@ -19,9 +19,14 @@ public protocol Projection: Sendable {
     func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws
     /// The row keys an item changes (what change subscribers are told).
     func changedKeys(_ item: DecodedBatch.Item) -> [String]
+    /// The only event types `apply` does anything with (nil: any). A rebuild reads and decodes
+    /// only these for it, and `apply` must give the same rows without the others.
+    var eventTypes: Set<EventType>? { get }
 }
 
 extension Projection {
+    public var eventTypes: Set<EventType>? { nil }
+
     /// By default: the invoice key, for events on invoice streams.
     public func changedKeys(_ item: DecodedBatch.Item) -> [String] {
         item.isInvoiceEvent ? [item.record.stream] : []
@@ -40,10 +45,19 @@ public protocol DerivableProjection: Projection {
     var derivedFrom: (projection: String, table: String) { get }
     /// Folds what is not derived from the source's rows (in a rebuild that builds both).
     func applyUnderived(_ batch: DecodedBatch, to store: ProjectionStore) throws
+    /// The only event types `applyUnderived` does anything with (nil: any).
+    var underivedEventTypes: Set<EventType>? { get }
     /// Adds the rows that `rows` (consecutive rows of the source table, values only, in key
     /// order) give, after `applyUnderived` has seen every record.
     func derive(fromRows rows: [[UInt8]], to store: ProjectionStore) throws
 }
+
+/// A projection whose rows are folded per stream: the rows it writes for a stream's events are
+/// keyed by that stream alone and depend on that stream's events alone, and `apply` reads no
+/// row of another stream. So a rebuild may fold it a stream at a time instead of in log order:
+/// each batch holds every event of some streams, each stream's in log order, and no row of
+/// those streams is stored yet (`invoice_state` and `search`: an invoice's stream is its key).
+public protocol StreamPartitionedProjection: Projection {}
 
 public struct ProjectionTableSpec: Sendable {
     public var name: String

@@ -1,3 +1,4 @@
+import FapiaoDomain
 import Foundation
 import LMDB
 import Ledger
@@ -10,11 +11,17 @@ public struct RebuildLimits: Sendable {
     public var bufferBytes: Int
     /// Rows written per transaction when they are.
     public var rowsPerTransaction: Int
+    /// Parts of the streams folded at once, each on a task of its own (one per core).
+    public var streamParts: Int
 
-    public init(chunkEvents: Int = ProjectionEngine.rebuildChunkEvents, bufferBytes: Int = 1 << 30, rowsPerTransaction: Int = 500_000) {
+    public init(
+        chunkEvents: Int = ProjectionEngine.rebuildChunkEvents, bufferBytes: Int = 1 << 30, rowsPerTransaction: Int = 500_000,
+        streamParts: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) {
         self.chunkEvents = max(1, chunkEvents)
         self.bufferBytes = bufferBytes
         self.rowsPerTransaction = max(1, rowsPerTransaction)
+        self.streamParts = min(max(1, streamParts), 64)
     }
 }
 
@@ -138,6 +145,7 @@ extension ProjectionEngine {
             return tables
         }
         forgetHandles()
+        guard total > 0, let last = try ledger.record(at: total) else { return }
         let buffers = targets.map { projection in RowBuffer(tables: projection.tables.map(\.name)) }
         // Projections this rebuild derives from another target's rows instead of folding.
         var derivations: [(index: Int, source: Int)] = []
@@ -148,53 +156,242 @@ extension ProjectionEngine {
             derivations.append((index, source))
         }
         let derived = Set(derivations.map(\.index))
-        var folded: Record?
-        // Decode the next chunk while the projections fold this one. Chunks end at the head the
-        // rebuild began with; what was appended since is caught up in the swap's transaction.
-        let chunkEvents = UInt64(rebuildLimits.chunkEvents)
-        func decode(from next: UInt64) -> Task<DecodedBatch, any Error>? {
-            guard next <= total else { return nil }
-            return Task { try await self.decodedBatch(from: next, limit: Int(min(chunkEvents, total - next + 1))) }
+        // Folded a stream at a time, or over the log in order (only the types they use).
+        let perStream = targets.indices.filter { targets[$0] is any StreamPartitionedProjection && !derived.contains($0) }
+        let inOrder = targets.indices.filter { !perStream.contains($0) }
+        var inOrderTypes: Set<EventType>? = []
+        for index in inOrder {
+            let wanted = derived.contains(index) ? (targets[index] as? any DerivableProjection)?.underivedEventTypes : targets[index].eventTypes
+            inOrderTypes = wanted.flatMap { wanted in inOrderTypes.map { $0.union(wanted) } }
         }
-        var pending = decode(from: 1)
+        let plan = RebuildPlan(targets: targets, tables: tables, buffers: buffers, derived: derived, total: total)
+        if perStream.isEmpty && inOrderTypes == nil {
+            try await foldInOrder(inOrder, positions: nil, plan: plan, counted: (0, total), progress: progress)
+        } else {
+            let layout = try scanLayout(streams: !perStream.isEmpty, types: inOrderTypes, total: total)
+            let work = UInt64(layout.inOrderPositions?.count ?? Int(total)) + (perStream.isEmpty ? 0 : total)
+            if !inOrder.isEmpty {
+                try await foldInOrder(inOrder, positions: layout.inOrderPositions, plan: plan, counted: (0, work), progress: progress)
+            }
+            if !perStream.isEmpty {
+                // Derived as the stream fold goes, from its rows: they read the in-order rows.
+                let alongside = derivations.filter { perStream.contains($0.source) }
+                if !alongside.isEmpty { try await writeOut(inOrder.map { buffers[$0] }, tables: inOrder.map { tables[$0] }) }
+                try await foldByStream(perStream, deriving: alongside, layout: layout, plan: plan, counted: (work - total, work), progress: progress)
+                derivations.removeAll { perStream.contains($0.source) }
+            }
+        }
+        try await writeOut(buffers, tables: tables)
+        for (index, source) in derivations {
+            guard let derivable = targets[index] as? any DerivableProjection,
+                  let sourceTable = tables[source][derivable.derivedFrom.table] else { continue }
+            try await derive(derivable, buffer: buffers[index], tables: tables[index], from: sourceTable)
+        }
+        try await setCheckpoints(of: targets, through: last)
+    }
+
+    /// What the folds of one rebuild share.
+    private struct RebuildPlan: @unchecked Sendable {
+        var targets: [any Projection]
+        var tables: [[String: Table]]
+        var buffers: [RowBuffer]
+        var derived: Set<Int>
+        var total: UInt64
+
+        /// Folds `batch` into target `index` through `buffer`.
+        func apply(_ batch: DecodedBatch, index: Int, buffer: RowBuffer, ledger: Ledger) throws {
+            try ledger.read { txn in
+                let store = ProjectionStore(transaction: txn, handles: tables[index], buffer: buffer)
+                if derived.contains(index), let derivable = targets[index] as? any DerivableProjection {
+                    try derivable.applyUnderived(batch, to: store)
+                } else {
+                    try targets[index].apply(batch, to: store)
+                }
+            }
+        }
+    }
+
+    /// The log grouped by stream (streams in key order, each with its positions), and the
+    /// positions of the records of `types`.
+    struct StreamLayout: Sendable {
+        var keys: [[UInt8]] = []
+        var positions: [[UInt64]] = []
+        /// nil: every record.
+        var inOrderPositions: [UInt64]?
+    }
+
+    private func scanLayout(streams: Bool, types: Set<EventType>?, total: UInt64) throws -> StreamLayout {
+        var layout = StreamLayout(inOrderPositions: types == nil ? nil : [])
+        var numbers: [RowKey: Int] = [:]
+        var typeWanted: [(bytes: [UInt8], wanted: Bool)] = []
+        try ledger.scanHeaders(from: 1, through: total) { position, stream, type in
+            if streams {
+                let key = RowKey(bytes: Array(stream))
+                if let number = numbers[key] {
+                    layout.positions[number].append(position)
+                } else {
+                    numbers[key] = layout.keys.count
+                    layout.keys.append(key.bytes)
+                    layout.positions.append([position])
+                }
+            }
+            if let types {
+                let wanted: Bool
+                if let known = typeWanted.first(where: { $0.bytes.elementsEqual(type) }) {
+                    wanted = known.wanted
+                } else {
+                    wanted = EventType(rawValue: String(decoding: type, as: UTF8.self)).map(types.contains) ?? false
+                    typeWanted.append((Array(type), wanted))
+                }
+                if wanted { layout.inOrderPositions?.append(position) }
+            }
+        }
+        let order = layout.keys.indices.sorted { RowKey.compare(layout.keys[$0], layout.keys[$1]) < 0 }
+        layout.keys = order.map { layout.keys[$0] }
+        layout.positions = order.map { layout.positions[$0] }
+        return layout
+    }
+
+    /// Folds targets `indices` over the log in order: every record (`positions` nil) or those at
+    /// `positions`, a chunk at a time, the next chunk decoded while the projections fold this
+    /// one, each projection on a task of its own. Chunks end at the head the rebuild began
+    /// with; what was appended since is caught up in the swap's transaction.
+    private func foldInOrder(_ indices: [Int], positions: [UInt64]?, plan: RebuildPlan, counted: (before: UInt64, of: UInt64), progress: (RebuildProgress) -> Void) async throws {
+        let total = plan.total
+        let chunkEvents = rebuildLimits.chunkEvents
+        func decode(_ chunk: Int) -> Task<DecodedBatch, any Error>? {
+            if let positions {
+                let start = chunk * chunkEvents
+                guard start < positions.count else { return nil }
+                let slice = Array(positions[start..<min(start + chunkEvents, positions.count)])
+                return Task { [ledger] in DecodedBatch(records: try ledger.records(at: slice)) }
+            }
+            let next = UInt64(chunk) * UInt64(chunkEvents) + 1
+            guard next <= total else { return nil }
+            return Task { try await self.decodedBatch(from: next, limit: Int(min(UInt64(chunkEvents), total - next + 1))) }
+        }
+        var chunk = 0
+        var done = 0
+        var pending = decode(chunk)
         defer { pending?.cancel() }
         while let current = pending {
             let batch = try await current.value
             guard let last = batch.items.last?.record, last.position <= total else { break }
-            pending = decode(from: last.position + 1)
+            chunk += 1
+            pending = decode(chunk)
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for index in targets.indices {
+                for index in indices {
+                    group.addTask { [ledger] in try plan.apply(batch, index: index, buffer: plan.buffers[index], ledger: ledger) }
+                }
+                try await group.waitForAll()
+            }
+            done += batch.items.count
+            if plan.buffers.reduce(0, { $0 + $1.approximateBytes }) > rebuildLimits.bufferBytes {
+                try await writeOut(plan.buffers, tables: plan.tables)
+            }
+            progress(RebuildProgress(applied: counted.before + UInt64(done), total: counted.of))
+        }
+    }
+
+    /// Folds the stream-partitioned targets `indices` a stream at a time: the streams, in key
+    /// order, are cut into one contiguous part per core, and each part is folded on a task of its
+    /// own, a group of whole streams at a time, into a buffer of its own. So each record is
+    /// decoded once, each invoice's row is encoded once, and rows keyed by stream come out in
+    /// key order. The parts advance in rounds, so that the buffers can be merged and written
+    /// out between rounds when they outgrow their budget.
+    private func foldByStream(
+        _ indices: [Int], deriving derivations: [(index: Int, source: Int)], layout: StreamLayout, plan: RebuildPlan,
+        counted: (before: UInt64, of: UInt64), progress: (RebuildProgress) -> Void
+    ) async throws {
+        let parts = rebuildLimits.streamParts
+        let events = layout.positions.reduce(0) { $0 + $1.count }
+        // Part p: streams bounds[p]..<bounds[p + 1], about events / parts events each.
+        var bounds = [0]
+        var seen = 0
+        for (number, positions) in layout.positions.enumerated() {
+            seen += positions.count
+            if bounds.count < parts && seen * parts >= events * bounds.count { bounds.append(number + 1) }
+        }
+        while bounds.count <= parts { bounds.append(layout.keys.count) }
+        bounds[parts] = layout.keys.count
+        // Part 0 folds into the rebuild's buffers; the others into their own, merged in later.
+        let partBuffers: [[Int: RowBuffer]] = (0..<parts).map { part in
+            Dictionary(uniqueKeysWithValues: (indices + derivations.map(\.index)).map { index in
+                (index, part == 0 ? plan.buffers[index] : RowBuffer(tables: plan.targets[index].tables.map(\.name)))
+            })
+        }
+        // What the derived projections had written out before: their reads find it stored.
+        let flushedBefore = Dictionary(uniqueKeysWithValues: derivations.map { ($0.index, plan.buffers[$0.index].flushedTables) })
+        var next = Array(bounds.prefix(parts))
+        let roundEvents = max(1, rebuildLimits.chunkEvents)
+        let groupEvents = max(1, min(roundEvents, 10_000))
+        var done = 0
+        while zip(next, bounds.dropFirst()).contains(where: { $0 < $1 }) {
+            let starts = next
+            let ends: [Int] = (0..<parts).map { part in
+                var end = starts[part]
+                var taken = 0
+                while end < bounds[part + 1] && taken < roundEvents {
+                    taken += layout.positions[end].count
+                    end += 1
+                }
+                return end
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for part in 0..<parts where starts[part] < ends[part] {
                     group.addTask { [ledger] in
-                        try ledger.read { txn in
-                            let store = ProjectionStore(transaction: txn, handles: tables[index], buffer: buffers[index])
-                            if derived.contains(index), let derivable = targets[index] as? any DerivableProjection {
-                                try derivable.applyUnderived(batch, to: store)
-                            } else {
-                                try targets[index].apply(batch, to: store)
+                        var start = starts[part]
+                        while start < ends[part] {
+                            var end = start
+                            var positions: [UInt64] = []
+                            while end < ends[part] && (positions.isEmpty || positions.count + layout.positions[end].count <= groupEvents) {
+                                positions += layout.positions[end]
+                                end += 1
                             }
+                            let batch = DecodedBatch(records: try ledger.records(at: positions))
+                            var scratches: [Int: RowBuffer] = [:]
+                            for index in indices {
+                                // A buffer per group: the fold reads back only its own streams' rows.
+                                let scratch = RowBuffer(tables: plan.targets[index].tables.map(\.name))
+                                try plan.apply(batch, index: index, buffer: scratch, ledger: ledger)
+                                scratches[index] = scratch
+                            }
+                            // These streams' rows are final: derive from them.
+                            for (index, source) in derivations {
+                                guard let derivable = plan.targets[index] as? any DerivableProjection else { continue }
+                                let scratch = RowBuffer(tables: derivable.tables.map(\.name), flushed: flushedBefore[index] ?? [])
+                                let rows = scratches[source]!.rows(derivable.derivedFrom.table)
+                                try ledger.read { txn in
+                                    try derivable.derive(fromRows: rows, to: ProjectionStore(transaction: txn, handles: plan.tables[index], buffer: scratch))
+                                }
+                                scratches[index] = scratch
+                            }
+                            for (index, scratch) in scratches { partBuffers[part][index]!.absorb(scratch) }
+                            start = end
                         }
                     }
                 }
                 try await group.waitForAll()
             }
-            folded = last
-            if buffers.reduce(0, { $0 + $1.approximateBytes }) > rebuildLimits.bufferBytes {
-                try await writeOut(buffers, of: targets, tables: tables, through: last)
+            for part in 0..<parts {
+                done += layout.positions[starts[part]..<ends[part]].reduce(0) { $0 + $1.count }
             }
-            progress(RebuildProgress(applied: min(last.position, total), total: total))
-        }
-        guard let folded else { return }
-        try await writeOut(buffers, of: targets, tables: tables, through: folded)
-        for (index, source) in derivations {
-            guard let derivable = targets[index] as? any DerivableProjection,
-                  let sourceTable = tables[source][derivable.derivedFrom.table] else { continue }
-            try await derive(derivable, buffer: buffers[index], tables: tables[index], from: sourceTable, through: folded)
+            next = ends
+            let finished = !zip(next, bounds.dropFirst()).contains(where: { $0 < $1 })
+            if finished || plan.buffers.reduce(0, { $0 + $1.approximateBytes }) + partBuffers.dropFirst().reduce(0, { $0 + $1.values.reduce(0) { $0 + $1.approximateBytes } }) > rebuildLimits.bufferBytes {
+                // Merged in part order, which is key order for the rows keyed by stream.
+                for part in partBuffers.dropFirst() {
+                    for (index, buffer) in part { plan.buffers[index].absorb(buffer) }
+                }
+                if !finished { try await writeOut(plan.buffers, tables: plan.tables) }
+            }
+            progress(RebuildProgress(applied: counted.before + UInt64(done), total: counted.of))
         }
     }
 
     /// Fills `projection`'s buffer from the source table's rows, a bounded run of them per read
     /// transaction, and writes it out (also whenever it outgrows the budget).
-    private func derive(_ projection: any DerivableProjection, buffer: RowBuffer, tables: [String: Table], from source: Table, through last: Record) async throws {
+    private func derive(_ projection: any DerivableProjection, buffer: RowBuffer, tables: [String: Table], from source: Table) async throws {
         let rowsPerRead = 20_000
         var after: [UInt8]?
         while true {
@@ -214,18 +411,17 @@ extension ProjectionEngine {
                 return rows.count < rowsPerRead ? nil : lastKey
             }
             if next == nil || buffer.approximateBytes > rebuildLimits.bufferBytes {
-                try await writeOut([buffer], of: [projection], tables: [tables], through: last)
+                try await writeOut([buffer], tables: [tables])
             }
             guard let next else { return }
             after = next
         }
     }
 
-    /// Writes the buffers out in key order, a bounded number of rows per transaction, then sets
-    /// the building generations' checkpoints to `last`. Each projection's buffer is sorted on a
-    /// task of its own, off the writer thread, and written as soon as it is sorted, while the
-    /// others are still sorting.
-    private func writeOut(_ buffers: [RowBuffer], of targets: [any Projection], tables: [[String: Table]], through last: Record) async throws {
+    /// Writes the buffers out in key order, a bounded number of rows per transaction. Each
+    /// projection's buffer is sorted on a task of its own, off the writer thread, and written as
+    /// soon as it is sorted, while the others are still sorting.
+    private func writeOut(_ buffers: [RowBuffer], tables: [[String: Table]]) async throws {
         let rowsPerTransaction = rebuildLimits.rowsPerTransaction
         try await withThrowingTaskGroup(of: (Int, [SortedRun]).self) { group in
             for index in buffers.indices { group.addTask { (index, buffers[index].drain()) } }
@@ -252,6 +448,10 @@ extension ProjectionEngine {
                 }
             }
         }
+    }
+
+    /// Sets the building generations' checkpoints to `last`.
+    private func setCheckpoints(of targets: [any Projection], through last: Record) async throws {
         try await ledger.performWrite { [self] txn in
             for projection in targets {
                 guard var entry = try CatalogEntry.read(projection.name, building: true, table: catalog, in: txn) else { continue }

@@ -75,8 +75,25 @@ final class RowBuffer: @unchecked Sendable {
     private(set) var approximateBytes = 0
     private static let entryOverhead = 96
 
-    init(tables names: [String]) {
+    /// `flushed`: tables whose rows are already stored (reads fall through to them).
+    init(tables names: [String], flushed: Set<String> = []) {
         for name in names { tables[name] = TableChanges() }
+        self.flushed = flushed
+    }
+
+    /// The tables something was written out to.
+    var flushedTables: Set<String> { flushed }
+
+    /// The rows `table` holds here (the last change of each key, deleted ones left out), in no
+    /// particular order.
+    func rows(_ table: String) -> [[UInt8]] {
+        guard var changes = tables[table] else { return [] }
+        let map = changes.indexed()
+        tables[table] = changes
+        return map.values.compactMap { entry in
+            if case let .row(value) = entry { return value }
+            return nil
+        }
     }
 
     /// Whether rows of `table` were written out: a key absent here may be stored.
@@ -107,6 +124,23 @@ final class RowBuffer: @unchecked Sendable {
         } else {
             tables[table, default: TableChanges()].log.append(key, entry)
         }
+    }
+
+    /// Moves `other`'s changes after this buffer's (a rebuild's per-batch buffers into the
+    /// one that is written out), leaving `other` empty.
+    func absorb(_ other: RowBuffer) {
+        for (name, changes) in other.tables where !changes.isEmpty {
+            if let map = changes.map {
+                for (key, entry) in map { record(name, key.bytes, entry) }
+            } else if tables[name]?.map == nil {
+                tables[name, default: TableChanges()].log.append(contentsOf: changes.log)
+            } else {
+                for index in 0..<changes.log.count { record(name, changes.log.key(index), changes.log.entries[index]) }
+            }
+            other.tables[name] = TableChanges()
+        }
+        approximateBytes += other.approximateBytes
+        other.approximateBytes = 0
     }
 
     /// `stored` (keys of the table with `prefix`, in order) overlaid with this buffer's
@@ -155,6 +189,13 @@ struct ChangeLog {
         keySpans.append((keyBytes.count, key.count))
         keyBytes.append(contentsOf: key)
         entries.append(entry)
+    }
+
+    mutating func append(contentsOf other: ChangeLog) {
+        let base = keyBytes.count
+        keyBytes.append(contentsOf: other.keyBytes)
+        keySpans.append(contentsOf: other.keySpans.lazy.map { (base + $0.offset, $0.count) })
+        entries.append(contentsOf: other.entries)
     }
 
     func key(_ index: Int) -> [UInt8] {

@@ -1,0 +1,39 @@
+import Foundation
+import Testing
+@testable import Ledger
+
+/// `scanHeaders` and `records(at:)`: what a rebuild reads the log through.
+@Suite struct ScanTests {
+    @Test func scanGivesEachRecordsPositionStreamAndTypeInOrderThroughTheLastAsked() async throws {
+        let dir = TemporaryDirectory()
+        try await withLedger(at: dir.ledgerPath) { ledger in
+            var entries: [AppendEntry] = []
+            for i in 1...25 {
+                let stream = i % 3 == 0 ? "system/bj" : "2411200000001530\(1000 + i % 4)"
+                entries.append(AppendEntry(Fixture.event(stream: stream, id: "e\(i)", type: "fapiao.test.t\(i % 2)")))
+            }
+            _ = try await ledger.append(entries)
+            let records = try ledger.records(from: 1, limit: 100)
+            for (from, through, perRead) in [(1, 25, 100_000), (1, 25, 4), (3, 17, 5), (20, 40, 1), (26, 30, 3)] as [(UInt64, UInt64, Int)] {
+                var seen: [(UInt64, String, String)] = []
+                try ledger.scanHeaders(from: from, through: through, recordsPerRead: perRead) { position, stream, type in
+                    seen.append((position, String(decoding: stream, as: UTF8.self), String(decoding: type, as: UTF8.self)))
+                }
+                let expected = records.filter { $0.position >= from && $0.position <= through }
+                #expect(seen.map(\.0) == expected.map(\.position), "from \(from) through \(through), \(perRead) per read")
+                #expect(seen.map(\.1) == expected.map(\.stream))
+                #expect(seen.map(\.2) == expected.map(\.type))
+            }
+        }
+    }
+
+    @Test func recordsAtPositionsComeInTheOrderAskedAndAMissingOneIsAnError() async throws {
+        let dir = TemporaryDirectory()
+        try await withLedger(at: dir.ledgerPath) { ledger in
+            _ = try await ledger.append((1...6).map { Fixture.entry(id: "r\($0)") })
+            #expect(try ledger.records(at: [5, 2, 6, 2]).map(\.id) == ["r5", "r2", "r6", "r2"])
+            #expect(try ledger.records(at: []).isEmpty)
+            #expect(throws: LedgerError.self) { try ledger.records(at: [1, 7]) }
+        }
+    }
+}
