@@ -268,11 +268,15 @@ public enum InvoiceFold {
         since.map { at >= $0 } ?? true
     }
 
+    /// Changes the system's view in place: a copy taken out of the dictionary and put back
+    /// would copy its positions on every event.
     private static func update(_ system: String, _ record: Record, _ state: inout InvoiceState, _ change: (inout InvoiceState.SystemView) -> Void) {
-        var view = state.systems[system] ?? InvoiceState.SystemView()
+        Self.change(&state.systems[system, default: InvoiceState.SystemView()], position: record.position, change)
+    }
+
+    private static func change(_ view: inout InvoiceState.SystemView, position: UInt64, _ change: (inout InvoiceState.SystemView) -> Void) {
         change(&view)
-        if view.positions.count < InvoiceState.lineageMax { view.positions.append(record.position) }
-        state.systems[system] = view
+        if view.positions.count < InvoiceState.lineageMax { view.positions.append(position) }
     }
 
     private static func flag(_ code: String, _ state: inout InvoiceState) {

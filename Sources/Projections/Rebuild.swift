@@ -168,7 +168,7 @@ extension ProjectionEngine {
         if perStream.isEmpty && inOrderTypes == nil {
             try await foldInOrder(inOrder, positions: nil, plan: plan, counted: (0, total), progress: progress)
         } else {
-            let layout = try scanLayout(streams: !perStream.isEmpty, types: inOrderTypes, total: total)
+            let layout = try await scanLayout(streams: !perStream.isEmpty, types: inOrderTypes, total: total)
             let work = UInt64(layout.inOrderPositions?.count ?? Int(total)) + (perStream.isEmpty ? 0 : total)
             if !inOrder.isEmpty {
                 try await foldInOrder(inOrder, positions: layout.inOrderPositions, plan: plan, counted: (0, work), progress: progress)
@@ -220,36 +220,70 @@ extension ProjectionEngine {
         var inOrderPositions: [UInt64]?
     }
 
-    private func scanLayout(streams: Bool, types: Set<EventType>?, total: UInt64) throws -> StreamLayout {
-        var layout = StreamLayout(inOrderPositions: types == nil ? nil : [])
-        var numbers: [RowKey: Int] = [:]
-        var typeWanted: [(bytes: [UInt8], wanted: Bool)] = []
-        try ledger.scanHeaders(from: 1, through: total) { position, stream, type in
-            if streams {
-                let key = RowKey(bytes: Array(stream))
-                if let number = numbers[key] {
-                    layout.positions[number].append(position)
-                } else {
-                    numbers[key] = layout.keys.count
-                    layout.keys.append(key.bytes)
-                    layout.positions.append([position])
+    /// Scans the record headers in one part of the log per core, then joins the parts.
+    private func scanLayout(streams: Bool, types: Set<EventType>?, total: UInt64) async throws -> StreamLayout {
+        let parts = UInt64(min(rebuildLimits.streamParts, max(1, Int(total) / rebuildLimits.chunkEvents)))
+        let ranges = (0..<parts).map { part in (total * part / parts + 1)...(total * (part + 1) / parts) }
+        let scanned = try await withThrowingTaskGroup(of: (Int, PartialLayout).self) { group in
+            for (part, range) in ranges.enumerated() {
+                group.addTask { [ledger] in
+                    var partial = PartialLayout(wantsTypes: types != nil)
+                    try ledger.scanHeaders(from: range.lowerBound, through: range.upperBound) { position, stream, type in
+                        if streams { partial.add(stream: stream, position: position) }
+                        if let types, partial.wanted(type, in: types) { partial.inOrderPositions?.append(position) }
+                    }
+                    return (part, partial)
                 }
             }
-            if let types {
-                let wanted: Bool
-                if let known = typeWanted.first(where: { $0.bytes.elementsEqual(type) }) {
-                    wanted = known.wanted
+            var partials = [PartialLayout?](repeating: nil, count: ranges.count)
+            for try await (part, partial) in group { partials[part] = partial }
+            return partials.compactMap { $0 }
+        }
+        // Joined in log order, so each stream's positions stay ascending.
+        var joined = scanned.first ?? PartialLayout(wantsTypes: types != nil)
+        for partial in scanned.dropFirst() {
+            for (number, key) in partial.keys.enumerated() {
+                if let mine = joined.numbers[RowKey(bytes: key)] {
+                    joined.positions[mine] += partial.positions[number]
                 } else {
-                    wanted = EventType(rawValue: String(decoding: type, as: UTF8.self)).map(types.contains) ?? false
-                    typeWanted.append((Array(type), wanted))
+                    joined.numbers[RowKey(bytes: key)] = joined.keys.count
+                    joined.keys.append(key)
+                    joined.positions.append(partial.positions[number])
                 }
-                if wanted { layout.inOrderPositions?.append(position) }
+            }
+            if let positions = partial.inOrderPositions { joined.inOrderPositions? += positions }
+        }
+        let order = joined.keys.indices.sorted { RowKey.compare(joined.keys[$0], joined.keys[$1]) < 0 }
+        return StreamLayout(keys: order.map { joined.keys[$0] }, positions: order.map { joined.positions[$0] }, inOrderPositions: joined.inOrderPositions)
+    }
+
+    /// One part of the log's layout, streams in the order first seen.
+    private struct PartialLayout: Sendable {
+        var numbers: [RowKey: Int] = [:]
+        var keys: [[UInt8]] = []
+        var positions: [[UInt64]] = []
+        var inOrderPositions: [UInt64]?
+        private var typeWanted: [(bytes: [UInt8], wanted: Bool)] = []
+
+        init(wantsTypes: Bool) { inOrderPositions = wantsTypes ? [] : nil }
+
+        mutating func add(stream: UnsafeRawBufferPointer, position: UInt64) {
+            let key = RowKey(bytes: Array(stream))
+            if let number = numbers[key] {
+                positions[number].append(position)
+            } else {
+                numbers[key] = keys.count
+                keys.append(key.bytes)
+                positions.append([position])
             }
         }
-        let order = layout.keys.indices.sorted { RowKey.compare(layout.keys[$0], layout.keys[$1]) < 0 }
-        layout.keys = order.map { layout.keys[$0] }
-        layout.positions = order.map { layout.positions[$0] }
-        return layout
+
+        mutating func wanted(_ type: UnsafeRawBufferPointer, in types: Set<EventType>) -> Bool {
+            if let known = typeWanted.first(where: { $0.bytes.elementsEqual(type) }) { return known.wanted }
+            let wanted = EventType(rawValue: String(decoding: type, as: UTF8.self)).map(types.contains) ?? false
+            typeWanted.append((Array(type), wanted))
+            return wanted
+        }
     }
 
     /// Folds targets `indices` over the log in order: every record (`positions` nil) or those at
