@@ -89,6 +89,13 @@ struct DataReader {
         return required(fields, key, Field.nonEmptyString, expected: Field.nonEmptyStringExpected)
     }
 
+    /// A system or user id: non-empty, without control characters. Ids are joined with NUL and
+    /// `/` into index keys and stream names, where a control character would let one id pass for
+    /// another (`a` ‖ NUL ‖ `b` would read as system `a`'s status `b`).
+    mutating func identifier(_ fields: ObjectFields, _ key: String) -> String? {
+        required(fields, key, Field.identifier, expected: Field.identifierExpected)
+    }
+
     /// An optional string; nil outer when present but not a string.
     mutating func optionalText(_ fields: ObjectFields, _ key: String) -> String?? {
         optional(fields, key, Field.string)
@@ -139,6 +146,21 @@ enum Field {
         guard !text.isEmpty else { return .failure(FieldMismatch(expected: nonEmptyStringExpected, got: "\"\"")) }
         guard text.utf8.count <= stringBytesMax else {
             return .failure(FieldMismatch(expected: "a string of at most \(stringBytesMax) bytes", got: "\(text.utf8.count) bytes"))
+        }
+        return .success(text)
+    }
+
+    static let identifierExpected = "a non-empty string without control characters"
+
+    static func identifier(_ node: JSONNode) -> Result<String, FieldMismatch> {
+        let text: String
+        switch nonEmptyString(node) {
+        case let .failure(mismatch): return .failure(FieldMismatch(expected: identifierExpected, got: mismatch.got))
+        case let .success(value): text = value
+        }
+        if let control = text.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            let hex = String(control.value, radix: 16, uppercase: true)
+            return .failure(FieldMismatch(expected: identifierExpected, got: "control character U+" + String(repeating: "0", count: 4 - hex.count) + hex))
         }
         return .success(text)
     }

@@ -276,7 +276,7 @@ public struct DeliveryStep: Sendable, Hashable, EventData {
     }
 
     static func decode(_ fields: ObjectFields, _ reader: inout DataReader) -> DeliveryStep? {
-        let system = reader.text(fields, "system")
+        let system = reader.identifier(fields, "system")
         let attempt = reader.required(fields, "attempt", Field.integer(minimum: 1), expected: "a positive integer")
         guard let system, let attempt else { return nil }
         return DeliveryStep(system: system, attempt: attempt)
@@ -329,7 +329,7 @@ public struct ReceiptAccepted: Sendable, Hashable, EventData {
     public init(system: String) { self.system = system }
 
     static func decode(_ fields: ObjectFields, _ reader: inout DataReader) -> ReceiptAccepted? {
-        reader.text(fields, "system").map(ReceiptAccepted.init)
+        reader.identifier(fields, "system").map(ReceiptAccepted.init)
     }
 
     var jsonFields: [(String, JSONValue?)] { [("system", .string(system))] }
@@ -364,7 +364,7 @@ public struct ReceiptRejected: Sendable, Hashable, EventData {
     }
 
     static func decode(_ fields: ObjectFields, _ reader: inout DataReader) -> ReceiptRejected? {
-        let system = reader.text(fields, "system")
+        let system = reader.identifier(fields, "system")
         let rule = reader.text(fields, "rule")
         let detail = reader.text(fields, "detail", allowEmpty: true)
         guard let system, let rule, let detail else { return nil }
@@ -384,7 +384,7 @@ public struct ReviewApproved: Sendable, Hashable, EventData {
     }
 
     static func decode(_ fields: ObjectFields, _ reader: inout DataReader) -> ReviewApproved? {
-        let system = reader.text(fields, "system")
+        let system = reader.identifier(fields, "system")
         let by = reader.text(fields, "by")
         guard let system, let by else { return nil }
         return ReviewApproved(system: system, by: by)

@@ -18,7 +18,7 @@ public struct SystemRegistered: Sendable, Hashable, EventData {
     }
 
     static func decode(_ fields: ObjectFields, _ reader: inout DataReader) -> SystemRegistered? {
-        let system = reader.text(fields, "system")
+        let system = reader.identifier(fields, "system")
         let name = reader.text(fields, "name")
         let ownerTaxId = reader.text(fields, "ownerTaxId")
         let requiresReview = reader.required(fields, "requiresReview", Field.bool, expected: "true or false")
@@ -48,7 +48,7 @@ public struct MaintenanceStarted: Sendable, Hashable, EventData {
     }
 
     static func decode(_ fields: ObjectFields, _ reader: inout DataReader) -> MaintenanceStarted? {
-        let system = reader.text(fields, "system")
+        let system = reader.identifier(fields, "system")
         let reason = reader.text(fields, "reason")
         guard let system, let reason else { return nil }
         return MaintenanceStarted(system: system, reason: reason)
@@ -63,7 +63,7 @@ public struct MaintenanceEnded: Sendable, Hashable, EventData {
     public init(system: String) { self.system = system }
 
     static func decode(_ fields: ObjectFields, _ reader: inout DataReader) -> MaintenanceEnded? {
-        reader.text(fields, "system").map(MaintenanceEnded.init)
+        reader.identifier(fields, "system").map(MaintenanceEnded.init)
     }
 
     var jsonFields: [(String, JSONValue?)] { [("system", .string(system))] }
@@ -125,8 +125,8 @@ public struct AccessChange: Sendable, Hashable, EventData {
     }
 
     static func decode(_ fields: ObjectFields, _ reader: inout DataReader) -> AccessChange? {
-        let system = reader.text(fields, "system")
-        let user = reader.text(fields, "user")
+        let system = reader.identifier(fields, "system")
+        let user = reader.identifier(fields, "user")
         let scope = reader.object(fields, "scope", expected: "a scope object", AccessScope.decode)
         guard let system, let user, let scope else { return nil }
         return AccessChange(system: system, user: user, scope: scope)
@@ -194,8 +194,8 @@ public struct QueryExecuted: Sendable, Hashable, EventData {
     }
 
     static func decode(_ fields: ObjectFields, _ reader: inout DataReader) -> QueryExecuted? {
-        let system = reader.text(fields, "system")
-        let user = reader.text(fields, "user")
+        let system = reader.identifier(fields, "system")
+        let user = reader.identifier(fields, "user")
         let criteria = reader.object(fields, "criteria", expected: "a criteria object", QueryCriteria.decode)
         let resultCount = reader.required(fields, "resultCount", Field.integer(minimum: 0), expected: "an integer ≥ 0")
         guard let system, let user, let criteria, let resultCount else { return nil }

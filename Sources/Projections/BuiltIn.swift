@@ -27,6 +27,9 @@ public struct InvoiceStateProjection: StreamPartitionedProjection {
 
     public init() {}
 
+    /// Events of invoice streams' types (`isInvoiceEvent`).
+    public var eventTypes: Set<EventType>? { Set(EventType.allCases.filter { $0.streamKind == .invoice }) }
+
     public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
         var cache = RowCache<InvoiceState>()
         for item in batch.items where item.isInvoiceEvent {
@@ -135,8 +138,9 @@ public struct StatusViewsProjection: DerivableProjection {
     public static let name = "status_views"
     public var name: String { Self.name }
     /// 2: voided and red-lettered views cite the void or reversal; a registration re-places
-    /// the system's invoices. 5: `state` keeps only what the views and lists need.
-    public var version: Int { 5 }
+    /// the system's invoices. 5: `state` keeps only what the views and lists need. 6: a
+    /// registration re-places only the invoices `current` places in the system.
+    public var version: Int { 6 }
     public var tables: [ProjectionTableSpec] {
         [ProjectionTableSpec("views"), ProjectionTableSpec("current"), ProjectionTableSpec("state"), ProjectionTableSpec("systems")]
     }
@@ -272,10 +276,16 @@ public struct StatusViewsProjection: DerivableProjection {
     private func keysInViews(of system: String, store: ProjectionStore) throws -> [String] {
         let prefix = Array(system.utf8) + [0]
         var keys: [String] = []
-        for key in try store.keys("views", withPrefix: prefix) {
-            // system ‖ 0 ‖ status ‖ 0 ‖ date ‖ 0 ‖ key
-            let parts = key.split(separator: 0, maxSplits: 3, omittingEmptySubsequences: false)
-            if parts.count == 4 { keys.append(String(decoding: parts[3], as: UTF8.self)) }
+        for viewKey in try store.keys("views", withPrefix: prefix) {
+            // system ‖ 0 ‖ status ‖ 0 ‖ date ‖ 0 ‖ key. Kept only when `current` says this is the
+            // invoice's place in `system`: ids hold no NUL (the contract refuses control
+            // characters), but a ledger may hold events from before that rule.
+            let rest = viewKey[prefix.count...].split(separator: 0, maxSplits: 2, omittingEmptySubsequences: false)
+            guard rest.count == 3 else { continue }
+            let key = Array(rest[2])
+            if try store.get("current", key: Self.currentKey(key: key, system: system)) == viewKey {
+                keys.append(String(decoding: key, as: UTF8.self))
+            }
         }
         return keys
     }
@@ -306,6 +316,8 @@ public struct SearchProjection: StreamPartitionedProjection {
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("index"), ProjectionTableSpec("entries")] }
 
     public init() {}
+
+    public var eventTypes: Set<EventType>? { [.invoiceIssued] }
 
     public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
         for item in batch.items {

@@ -168,7 +168,12 @@ extension ProjectionEngine {
         if perStream.isEmpty && inOrderTypes == nil {
             try await foldInOrder(inOrder, positions: nil, plan: plan, counted: (0, total), progress: progress)
         } else {
-            let layout = try await scanLayout(streams: !perStream.isEmpty, types: inOrderTypes, total: total)
+            // The per-stream folds read only the records of their types.
+            var streamTypes: Set<EventType>? = []
+            for index in perStream {
+                streamTypes = targets[index].eventTypes.flatMap { wanted in streamTypes.map { $0.union(wanted) } }
+            }
+            let layout = try await scanLayout(streams: !perStream.isEmpty, streamTypes: streamTypes, types: inOrderTypes, total: total)
             let work = UInt64(layout.inOrderPositions?.count ?? Int(total)) + (perStream.isEmpty ? 0 : total)
             if !inOrder.isEmpty {
                 try await foldInOrder(inOrder, positions: layout.inOrderPositions, plan: plan, counted: (0, work), progress: progress)
@@ -221,16 +226,19 @@ extension ProjectionEngine {
     }
 
     /// Scans the record headers in one part of the log per core, then joins the parts.
-    private func scanLayout(streams: Bool, types: Set<EventType>?, total: UInt64) async throws -> StreamLayout {
+    private func scanLayout(streams: Bool, streamTypes: Set<EventType>?, types: Set<EventType>?, total: UInt64) async throws -> StreamLayout {
         let parts = UInt64(min(rebuildLimits.streamParts, max(1, Int(total) / rebuildLimits.chunkEvents)))
         let ranges = (0..<parts).map { part in (total * part / parts + 1)...(total * (part + 1) / parts) }
         let scanned = try await withThrowingTaskGroup(of: (Int, PartialLayout).self) { group in
             for (part, range) in ranges.enumerated() {
                 group.addTask { [ledger] in
                     var partial = PartialLayout(wantsTypes: types != nil)
-                    try ledger.scanHeaders(from: range.lowerBound, through: range.upperBound) { position, stream, type in
-                        if streams { partial.add(stream: stream, position: position) }
-                        if let types, partial.wanted(type, in: types) { partial.inOrderPositions?.append(position) }
+                    try ledger.scanHeaders(from: range.lowerBound, through: range.upperBound) { position, stream, typeBytes in
+                        let type = partial.eventType(typeBytes)
+                        if streams && (streamTypes.map { type.map($0.contains) ?? false } ?? true) {
+                            partial.add(stream: stream, position: position)
+                        }
+                        if let types, type.map(types.contains) ?? false { partial.inOrderPositions?.append(position) }
                     }
                     return (part, partial)
                 }
@@ -263,7 +271,7 @@ extension ProjectionEngine {
         var keys: [[UInt8]] = []
         var positions: [[UInt64]] = []
         var inOrderPositions: [UInt64]?
-        private var typeWanted: [(bytes: [UInt8], wanted: Bool)] = []
+        private var types: [(bytes: [UInt8], type: EventType?)] = []
 
         init(wantsTypes: Bool) { inOrderPositions = wantsTypes ? [] : nil }
 
@@ -278,11 +286,13 @@ extension ProjectionEngine {
             }
         }
 
-        mutating func wanted(_ type: UnsafeRawBufferPointer, in types: Set<EventType>) -> Bool {
-            if let known = typeWanted.first(where: { $0.bytes.elementsEqual(type) }) { return known.wanted }
-            let wanted = EventType(rawValue: String(decoding: type, as: UTF8.self)).map(types.contains) ?? false
-            typeWanted.append((Array(type), wanted))
-            return wanted
+        /// The event type a record's type names (nil: not one of the contract's), from the few
+        /// seen so far.
+        mutating func eventType(_ bytes: UnsafeRawBufferPointer) -> EventType? {
+            if let known = types.first(where: { $0.bytes.elementsEqual(bytes) }) { return known.type }
+            let type = EventType(rawValue: String(decoding: bytes, as: UTF8.self))
+            if types.count < 64 { types.append((Array(bytes), type)) }
+            return type
         }
     }
 

@@ -57,7 +57,9 @@ struct EventsTests {
         (.deliveryFailed, #"{"system":"s","attempt":1,"reason":"timeout","detail":""}"#, "reason: expected one of \"network_timeout\", \"connection_refused\", \"http_error\", \"auth_expired\", \"payload_rejected\", got \"timeout\""),
         (.deliveryAttempted, #"{"system":"s","attempt":1.0}"#, "attempt: expected a positive integer, got 1.0"),
         (.deliveryAttempted, #"{"system":"s","attempt":0}"#, "attempt: expected a positive integer, got 0"),
-        (.deliveryAttempted, #"{"system":"","attempt":"1"}"#, "system: expected a non-empty string, got \"\""),
+        (.deliveryAttempted, #"{"system":"","attempt":"1"}"#, "system: expected a non-empty string without control characters, got \"\""),
+        (.receiptAccepted, #"{"system":"a\u0000approved"}"#, "system: expected a non-empty string without control characters, got control character U+0000"),
+        (.accessGranted, #"{"system":"s","user":"u\tv","scope":{"all":true}}"#, "user: expected a non-empty string without control characters, got control character U+0009"),
         (.redLetterRequested, #"{"confirmationId":"c","requestedBy":"tax_bureau","reason":"r"}"#, "requestedBy: expected one of \"seller\", \"buyer\", got \"tax_bureau\""),
         (.verificationChecked, #"{"provider":"p","result":"fake"}"#, "result: expected one of \"authentic\", \"not_found\", \"mismatch\", \"voided\", \"red_lettered\", \"quota_exceeded\", \"too_old\", got \"fake\""),
         (.systemRegistered, #"{"system":"s","name":"n","ownerTaxId":"t","requiresReview":"yes","visibleStatuses":["approved"]}"#, "requiresReview: expected true or false, got a JSON string"),
@@ -67,7 +69,7 @@ struct EventsTests {
         (.queryExecuted, #"{"system":"s","user":"u","criteria":{"issuedFrom":"2024-12-32"},"resultCount":0}"#, "criteria.issuedFrom: expected a date like \"2024-12-31\", got \"2024-12-32\": expected a day that exists in 2024-12 at character 9"),
         (.queryExecuted, #"{"system":"s","user":"u","criteria":{},"resultCount":-1}"#, "resultCount: expected an integer ≥ 0, got -1"),
         (.receiptAccepted, #"[]"#, "expected a JSON object, got a JSON array"),
-        (.receiptAccepted, #"{"system":null}"#, "system: expected a non-empty string, got null"),
+        (.receiptAccepted, #"{"system":null}"#, "system: expected a non-empty string without control characters, got null"),
     ])
     func reportsPreciseProblems(type: EventType, data: String, problem: String) {
         guard case .failure(let problems) = DomainEvent.decode(type: type, dataBytes: Array(data.utf8)) else {
