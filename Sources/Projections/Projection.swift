@@ -4,10 +4,13 @@ import Ledger
 
 /// A projection: a pure fold of the log into tables of the ledger's environment.
 ///
-/// `apply` sees records in log order, each once, with its `data` decoded once for all
-/// projections. It may read and write only its own tables, through the store, and must be
-/// deterministic: the same records give the same bytes, whether applied one batch at a time
-/// as they are appended or all at once in a rebuild (`fapiao projections verify` proves it).
+/// As the log grows, `apply` sees the records in log order, each once, in batches, with their
+/// `data` decoded once for all projections. It may read and write only its own tables, through
+/// the store, and must be deterministic: the same records give the same bytes however the log
+/// is cut into batches. A rebuild may feed it otherwise, as its declarations allow: only its
+/// `eventTypes`, a stream at a time (`StreamPartitionedProjection`), or not at all
+/// (`DerivableProjection`); the rows must be the same bytes (`fapiao projections verify` and
+/// the property tests compare them).
 public protocol Projection: Sendable {
     /// Stable name; table names derive from it.
     var name: String { get }
@@ -36,9 +39,10 @@ extension Projection {
 /// A projection whose rows a rebuild can compute from another projection's rebuilt rows
 /// instead of folding every record: `status_views` from `invoice_state`'s.
 ///
-/// When a rebuild builds both, it calls `applyUnderived` (not `apply`) for every record, then,
-/// once the source's rows are written, `derive` with all of them in key order. The rows must be
-/// the ones `apply` gives, byte for byte: `projections verify` and the property tests compare
+/// When a rebuild builds both, it calls `applyUnderived` (not `apply`) for the records of
+/// `underivedEventTypes`, first, then `derive` with the source's final rows: per group of whole
+/// streams as the source is folded a stream at a time, or from its written table. The rows must
+/// be the ones `apply` gives, byte for byte: `projections verify` and the property tests compare
 /// them with the incrementally maintained rows. A rebuild of this projection alone folds.
 public protocol DerivableProjection: Projection {
     /// The projection and table whose rows `derive` reads.
@@ -47,8 +51,8 @@ public protocol DerivableProjection: Projection {
     func applyUnderived(_ batch: DecodedBatch, to store: ProjectionStore) throws
     /// The only event types `applyUnderived` does anything with (nil: any).
     var underivedEventTypes: Set<EventType>? { get }
-    /// Adds the rows that `rows` (consecutive rows of the source table, values only, in key
-    /// order) give, after `applyUnderived` has seen every record.
+    /// Adds the rows that `rows` (final rows of the source table, values only, in no particular
+    /// order, each once) give, after `applyUnderived` has seen every record.
     func derive(fromRows rows: [[UInt8]], to store: ProjectionStore) throws
 }
 

@@ -5,7 +5,8 @@ import Ledger
 
 /// How a rebuild cuts its work (see `ProjectionEngine.rebuild`).
 public struct RebuildLimits: Sendable {
-    /// Records decoded and folded at a time.
+    /// Records decoded and folded at a time in log order; in a fold by stream, the records each
+    /// part folds between two checks of the budget (in groups of at most 10,000).
     public var chunkEvents: Int
     /// Memory the folded rows may fill before they are written out (see `RowBuffer`).
     public var bufferBytes: Int
@@ -14,8 +15,16 @@ public struct RebuildLimits: Sendable {
     /// Parts of the streams folded at once, each on a task of its own (one per core).
     public var streamParts: Int
 
+    /// A quarter of the machine's memory, at least 1 GiB and at most 8 GiB: written out once,
+    /// at the end, the rows go into empty tables with `MDB_APPEND`; written out more often,
+    /// every write-out after the first is a B-tree insert per row.
+    public static var defaultBufferBytes: Int {
+        let quarter = Int(clamping: ProcessInfo.processInfo.physicalMemory / 4)
+        return min(max(quarter, 1 << 30), 8 << 30)
+    }
+
     public init(
-        chunkEvents: Int = ProjectionEngine.rebuildChunkEvents, bufferBytes: Int = 1 << 30, rowsPerTransaction: Int = 500_000,
+        chunkEvents: Int = ProjectionEngine.rebuildChunkEvents, bufferBytes: Int = RebuildLimits.defaultBufferBytes, rowsPerTransaction: Int = 500_000,
         streamParts: Int = ProcessInfo.processInfo.activeProcessorCount
     ) {
         self.chunkEvents = max(1, chunkEvents)
@@ -25,10 +34,21 @@ public struct RebuildLimits: Sendable {
     }
 }
 
-/// Progress of a rebuild: records applied of the head when it started.
+/// Progress of a rebuild: how far it is, counted as records of the head when it started.
 public struct RebuildProgress: Sendable {
     public var applied: UInt64
     public var total: UInt64
+
+    public init(applied: UInt64, total: UInt64) {
+        self.applied = applied
+        self.total = total
+    }
+
+    /// `done` of `work` units (a rebuild may read some records twice: by type, then by stream),
+    /// scaled to `total`.
+    init(_ done: UInt64, of work: UInt64, total: UInt64) {
+        self.init(applied: work == 0 ? total : UInt64(Double(total) * Double(min(done, work)) / Double(work)), total: total)
+    }
 }
 
 /// A difference found by `verify`: the rebuilt rows against the maintained ones.
@@ -114,10 +134,15 @@ extension ProjectionEngine {
     }
 
     /// Creates a fresh generation for each target (discarding a crashed rebuild's) and fills it
-    /// from the log: the records are decoded a chunk ahead, every projection folds each chunk
-    /// into its own `RowBuffer` on a task of its own (not on the writer thread, so appends go
-    /// on), and the buffers are written out sorted when they outgrow their budget and
-    /// at the end (`rebuildLimits`).
+    /// from the log through the head it began with, off the writer thread (appends go on):
+    /// - the record headers are scanned, grouping the positions by stream;
+    /// - the other projections fold the records of their types in log order (`foldInOrder`);
+    /// - the stream-partitioned ones fold a stream at a time, and the derivable ones derive from
+    ///   their rows as they go (`foldByStream`);
+    /// - every projection folds into its own `RowBuffer`, written out sorted when the buffers
+    ///   outgrow `rebuildLimits.bufferBytes` and at the end.
+    /// Without stream-partitioned targets and type declarations, every record is folded in log
+    /// order, a chunk decoded ahead.
     private func buildNewGenerations(_ targets: [any Projection], progress: @Sendable (RebuildProgress) -> Void) async throws {
         let total = try ledger.headPosition()
         let tables: [[String: Table]] = try await ledger.performWrite { [self] txn in
@@ -333,7 +358,7 @@ extension ProjectionEngine {
             if plan.buffers.reduce(0, { $0 + $1.approximateBytes }) > rebuildLimits.bufferBytes {
                 try await writeOut(plan.buffers, tables: plan.tables)
             }
-            progress(RebuildProgress(applied: counted.before + UInt64(done), total: counted.of))
+            progress(RebuildProgress(counted.before + UInt64(done), of: counted.of, total: plan.total))
         }
     }
 
@@ -423,13 +448,13 @@ extension ProjectionEngine {
             next = ends
             let finished = !zip(next, bounds.dropFirst()).contains(where: { $0 < $1 })
             if finished || plan.buffers.reduce(0, { $0 + $1.approximateBytes }) + partBuffers.dropFirst().reduce(0, { $0 + $1.values.reduce(0) { $0 + $1.approximateBytes } }) > rebuildLimits.bufferBytes {
-                // Merged in part order, which is key order for the rows keyed by stream.
+                // Into part 0's buffers (the rebuild's), which are written out.
                 for part in partBuffers.dropFirst() {
                     for (index, buffer) in part { plan.buffers[index].absorb(buffer) }
                 }
                 if !finished { try await writeOut(plan.buffers, tables: plan.tables) }
             }
-            progress(RebuildProgress(applied: counted.before + UInt64(done), total: counted.of))
+            progress(RebuildProgress(counted.before + UInt64(done), of: counted.of, total: plan.total))
         }
     }
 

@@ -29,8 +29,8 @@ enum ProjectionAccess {
     }
 
     /// Writable: created if missing, caught up with the log before returning.
-    static func writer(_ ledger: Ledger, mode: ProjectionEngine.Mode = .async) async throws -> ProjectionEngine {
-        let engine = try ProjectionEngine(ledger: ledger, projections: BuiltInProjections.all, mode: mode)
+    static func writer(_ ledger: Ledger, mode: ProjectionEngine.Mode = .async, rebuildLimits: RebuildLimits = RebuildLimits()) async throws -> ProjectionEngine {
+        let engine = try ProjectionEngine(ledger: ledger, projections: BuiltInProjections.all, mode: mode, rebuildLimits: rebuildLimits)
         try await engine.start()
         return engine
     }
@@ -276,13 +276,13 @@ struct ProjectionsRebuild: AsyncParsableCommand {
         abstract: "Rebuild projections from the log into fresh tables and swap them in atomically.",
         discussion: "Readers keep reading the old tables until the swap. Without NAME, every projection is rebuilt.")
     @OptionGroup var ledgerOptions: LedgerOptionsGroup
+    @OptionGroup var memory: RebuildMemoryOption
     @Argument(help: "Projections to rebuild (default: all).") var names: [String] = []
 
     func run() async throws {
         let ledger = try ledgerOptions.open(readOnly: false)
         defer { ledger.close() }
-        let engine = try ProjectionEngine(ledger: ledger, projections: BuiltInProjections.all)
-        try await engine.start()
+        let engine = try await ProjectionAccess.writer(ledger, rebuildLimits: memory.limits)
         let bar = ProgressBar("rebuilding (events)", total: try ledger.headPosition())
         let started = Date()
         do {
@@ -305,13 +305,14 @@ struct ProjectionsVerify: AsyncParsableCommand {
         abstract: "Rebuild projections into scratch tables and compare them byte for byte with the maintained ones.",
         discussion: "Exits 1 when any projection differs from a rebuild: a bug in a fold, or tampering with the tables.")
     @OptionGroup var ledgerOptions: LedgerOptionsGroup
+    @OptionGroup var memory: RebuildMemoryOption
     @OptionGroup var output: FormatOption
     @Argument(help: "Projections to verify (default: all).") var names: [String] = []
 
     func run() async throws {
         let ledger = try ledgerOptions.open(readOnly: false)
         defer { ledger.close() }
-        let engine = try await ProjectionAccess.writer(ledger)
+        let engine = try await ProjectionAccess.writer(ledger, rebuildLimits: memory.limits)
         let bar = ProgressBar("rebuilding to compare", total: try ledger.headPosition())
         let results = try await engine.verify(names) { bar.update($0.applied) }
         engine.stop()
@@ -328,5 +329,27 @@ struct ProjectionsVerify: AsyncParsableCommand {
             }
         }
         if results.contains(where: { !$0.identical }) { throw ExitCode(ExitCodes.problemFound) }
+    }
+}
+
+/// How much memory a rebuild's rows may fill before they are written out.
+struct RebuildMemoryOption: ParsableArguments {
+    @Option(
+        name: .customLong("memory-gib"),
+        help: ArgumentHelp(
+            "Memory in GiB the rebuilt rows may fill before they are written out (default: a quarter of this machine's, 1 to 8).",
+            discussion: "Rows that fit are written once, sorted, into empty tables; past it they are written out as the rebuild goes, which is slower.",
+            valueName: "GiB"))
+    var gib: Double?
+
+    mutating func validate() throws {
+        if let gib, !(gib >= 0.125 && gib <= 1024) {
+            throw ValidationError("--memory-gib must be between 0.125 and 1024 (got \(gib))")
+        }
+    }
+
+    var limits: RebuildLimits {
+        guard let gib else { return RebuildLimits() }
+        return RebuildLimits(bufferBytes: Int(gib * Double(1 << 30)))
     }
 }

@@ -40,6 +40,23 @@ struct CLITests {
         #expect(FapiaoCLI.spoolFiles(in: dir).isEmpty)
     }
 
+    @Test func rebuildAndVerifyWithTheirMemoryBudget() throws {
+        let dir = TemporaryDirectory("cli")
+        let imported = try FapiaoCLI.run(["import", Self.samplePath, "--ledger", dir.ledgerPath], in: dir)
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let rebuilt = try FapiaoCLI.run(["projections", "rebuild", "--ledger", dir.ledgerPath, "--memory-gib", "0.125"], in: dir)
+        #expect(rebuilt.status == 0, "\(rebuilt.stderr)")
+        #expect(rebuilt.stdout.contains("rebuilt all projections through position"), "\(rebuilt.stdout)")
+        let verified = try FapiaoCLI.run(["projections", "verify", "--ledger", dir.ledgerPath, "--memory-gib", "1", "--format", "json"], in: dir)
+        #expect(verified.status == 0, "\(verified.stderr)")
+        let results = try JSONSerialization.jsonObject(with: Data(verified.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(results.count == 5)
+        #expect(results.allSatisfy { $0["identical"] as? Bool == true }, "\(verified.stdout)")
+        let refused = try FapiaoCLI.run(["projections", "rebuild", "--ledger", dir.ledgerPath, "--memory-gib", "0"], in: dir)
+        #expect(refused.status == 64)
+        #expect(refused.stderr.contains("--memory-gib must be between 0.125 and 1024"), "\(refused.stderr)")
+    }
+
     @Test func importFromStandardInput() throws {
         let dir = TemporaryDirectory("cli")
         let sample = try Data(contentsOf: URL(fileURLWithPath: Self.samplePath))
