@@ -158,9 +158,10 @@ public final class Ledger: Sendable {
             try txn.withCursor(tables.log) { cursor in
                 var out: [Record] = []
                 out.reserveCapacity(min(limit, 1024))
+                var strings = RecordStrings()
                 var entry = try cursor.seek(atLeast: BigEndian.bytes(max(position, 1)))
                 while let current = entry, out.count < limit {
-                    out.append(try RecordCodec.decode(current.value))
+                    out.append(try RecordCodec.decode(current.value, strings: &strings))
                     entry = try cursor.next()
                 }
                 return out

@@ -1,4 +1,7 @@
 import Crypto
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An event as an appender hands it to the ledger: a CloudEvent's attributes and its `data`
 /// bytes, which the ledger stores byte-exact and never parses.
@@ -158,6 +161,14 @@ public enum RecordCodec {
     /// Decodes stored bytes. Throws `LedgerError.corruptRecord` when they do not parse:
     /// every length is checked against the buffer before it is used.
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(LedgerError) -> Record {
+        var strings = RecordStrings()
+        return try decode(bytes, strings: &strings)
+    }
+
+    /// Decodes stored bytes, taking the stream, type, source and content type from `strings`
+    /// when a recent record had the same: records read together share most of them, and each
+    /// `String` longer than 15 bytes is an allocation and a UTF-8 check.
+    static func decode(_ bytes: UnsafeRawBufferPointer, strings: inout RecordStrings) throws(LedgerError) -> Record {
         var reader = Reader(bytes: bytes)
         guard bytes.count >= headerBytes, bytes[0] == formatVersion else {
             throw .corruptRecord(position: nil, reason: "unknown format version or short record (\(bytes.count) bytes)")
@@ -170,9 +181,9 @@ public enum RecordCodec {
         let occurred = Int64(bitPattern: reader.uint64())
         let previousHash = Array(UnsafeRawBufferPointer(rebasing: bytes[34..<66]))
         reader.offset = fixedBytes
-        guard let stream = reader.short(), let type = reader.short(), let source = reader.short(),
-            let id = reader.short(), let time = reader.short(), let contentType = reader.short(),
-            let data = reader.long(), reader.offset == bytes.count
+        guard let stream = reader.short(&strings.streams), let type = reader.short(&strings.types),
+            let source = reader.short(&strings.sources), let id = reader.short(), let time = reader.short(),
+            let contentType = reader.short(&strings.contentTypes), let data = reader.long(), reader.offset == bytes.count
         else {
             throw .corruptRecord(position: position, reason: "field lengths do not match the record size")
         }
@@ -235,6 +246,21 @@ public enum RecordCodec {
             return text(length: length, after: 2)
         }
 
+        /// A short string, from `recent` when it holds the same bytes.
+        mutating func short(_ recent: inout RecentStrings) -> String? {
+            guard offset + 2 <= bytes.count else { return nil }
+            let length = Int(BigEndian.uint16(bytes, at: offset))
+            guard offset + 2 + length <= bytes.count else { return nil }
+            let field = UnsafeRawBufferPointer(rebasing: bytes[(offset + 2)..<(offset + 2 + length)])
+            if let known = recent.string(for: field) {
+                offset += 2 + length
+                return known
+            }
+            guard let text = text(length: length, after: 2) else { return nil }
+            recent.remember(field, text)
+            return text
+        }
+
         mutating func long() -> [UInt8]? {
             guard offset + 4 <= bytes.count else { return nil }
             let length = Int(BigEndian.uint32(bytes, at: offset))
@@ -248,5 +274,36 @@ public enum RecordCodec {
             defer { offset += prefix + length }
             return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(offset + prefix)..<(offset + prefix + length)]), as: UTF8.self)
         }
+    }
+}
+
+/// The strings of a few recent records, by field (see `RecordCodec.decode(_:strings:)`).
+struct RecordStrings {
+    var streams = RecentStrings(capacity: 1)
+    var types = RecentStrings(capacity: 24)
+    var sources = RecentStrings(capacity: 16)
+    var contentTypes = RecentStrings(capacity: 2)
+}
+
+/// Up to `capacity` strings with their UTF-8 bytes, most recent first.
+struct RecentStrings {
+    private var entries: [(bytes: [UInt8], string: String)] = []
+    private let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func string(for bytes: UnsafeRawBufferPointer) -> String? {
+        for entry in entries where entry.bytes.count == bytes.count {
+            let same = entry.bytes.withUnsafeBytes { stored in
+                bytes.isEmpty || memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0
+            }
+            if same { return entry.string }
+        }
+        return nil
+    }
+
+    mutating func remember(_ bytes: UnsafeRawBufferPointer, _ string: String) {
+        if entries.count == capacity { entries.removeLast() }
+        entries.insert((Array(bytes), string), at: 0)
     }
 }

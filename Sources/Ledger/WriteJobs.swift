@@ -91,11 +91,12 @@ extension Ledger {
     /// The records at `positions` (each must exist), in that order, from one snapshot.
     public func records(at positions: [UInt64]) throws -> [Record] {
         try environment.read { txn in
-            try positions.map { position in
+            var strings = RecordStrings()
+            return try positions.map { position in
                 guard let bytes = try txn.recordBytes(at: position, tables: tables) else {
                     throw LedgerError.corruptRecord(position: position, reason: "no record at this position")
                 }
-                return try RecordCodec.decode(bytes)
+                return try RecordCodec.decode(bytes, strings: &strings)
             }
         }
     }

@@ -27,6 +27,28 @@ import Testing
         }
     }
 
+    /// Records read together share their stream, type, source and content type strings; each
+    /// record must still decode as it does alone, whatever it shares with the one before.
+    @Test func recordsReadTogetherDecodeAsEachAlone() async throws {
+        let dir = TemporaryDirectory()
+        try await withLedger(at: dir.ledgerPath) { ledger in
+            var entries: [AppendEntry] = []
+            for i in 0..<60 {
+                var event = Fixture.event(
+                    stream: ["24112000000015301234", "system/bj", "24112000000015301235", "system/bjx"][i % 4], id: "s\(i)",
+                    source: ["urn:fapiao:a", "urn:fapiao:ab", "urn:fapiao:a", "urn:fapiao:b"][i % 3 + (i % 2)],
+                    type: "fapiao.test.t\(i % 5)")
+                event.dataContentType = i % 7 == 0 ? nil : (i % 2 == 0 ? "application/json" : "application/cloudevents+json")
+                entries.append(AppendEntry(event))
+            }
+            _ = try await ledger.append(entries)
+            let alone = try (1...60).map { try #require(try ledger.record(at: UInt64($0))) }
+            #expect(try ledger.records(from: 1, limit: 100) == alone)
+            let shuffled: [UInt64] = (1...60).map { UInt64(($0 * 37) % 60 + 1) }
+            #expect(try ledger.records(at: shuffled) == shuffled.map { alone[Int($0) - 1] })
+        }
+    }
+
     @Test func recordsAtPositionsComeInTheOrderAskedAndAMissingOneIsAnError() async throws {
         let dir = TemporaryDirectory()
         try await withLedger(at: dir.ledgerPath) { ledger in
