@@ -199,7 +199,8 @@ extension ProjectionEngine {
                 streamTypes = targets[index].eventTypes.flatMap { wanted in streamTypes.map { $0.union(wanted) } }
             }
             let layout = try await scanLayout(streams: !perStream.isEmpty, streamTypes: streamTypes, types: inOrderTypes, total: total)
-            let work = UInt64(layout.inOrderPositions?.count ?? Int(total)) + (perStream.isEmpty ? 0 : total)
+            let byStream = UInt64(layout.events)
+            let work = UInt64(layout.inOrderPositions?.count ?? Int(total)) + byStream
             if !inOrder.isEmpty {
                 try await foldInOrder(inOrder, positions: layout.inOrderPositions, plan: plan, counted: (0, work), progress: progress)
             }
@@ -207,7 +208,7 @@ extension ProjectionEngine {
                 // Derived as the stream fold goes, from its rows: they read the in-order rows.
                 let alongside = derivations.filter { perStream.contains($0.source) }
                 if !alongside.isEmpty { try await writeOut(inOrder.map { buffers[$0] }, tables: inOrder.map { tables[$0] }) }
-                try await foldByStream(perStream, deriving: alongside, layout: layout, plan: plan, counted: (work - total, work), progress: progress)
+                try await foldByStream(perStream, deriving: alongside, layout: layout, plan: plan, counted: (work - byStream, work), progress: progress)
                 derivations.removeAll { perStream.contains($0.source) }
             }
         }
@@ -241,78 +242,40 @@ extension ProjectionEngine {
         }
     }
 
-    /// The log grouped by stream (streams in key order, each with its positions), and the
-    /// positions of the records of `types`.
-    struct StreamLayout: Sendable {
-        var keys: [[UInt8]] = []
-        var positions: [[UInt64]] = []
-        /// nil: every record.
-        var inOrderPositions: [UInt64]?
-    }
-
-    /// Scans the record headers in one part of the log per core, then joins the parts.
+    /// Scans the record headers in one part of the log per core, then joins the parts: the
+    /// positions of `streamTypes`' records grouped by stream, and those of `types` in log order.
     private func scanLayout(streams: Bool, streamTypes: Set<EventType>?, types: Set<EventType>?, total: UInt64) async throws -> StreamLayout {
         let parts = UInt64(min(rebuildLimits.streamParts, max(1, Int(total) / rebuildLimits.chunkEvents)))
         let ranges = (0..<parts).map { part in (total * part / parts + 1)...(total * (part + 1) / parts) }
-        let scanned = try await withThrowingTaskGroup(of: (Int, PartialLayout).self) { group in
+        let scanned = try await withThrowingTaskGroup(of: (Int, PartialStreamLayout, [UInt64]?).self) { group in
             for (part, range) in ranges.enumerated() {
                 group.addTask { [ledger] in
-                    var partial = PartialLayout(wantsTypes: types != nil)
+                    var partial = PartialStreamLayout()
+                    var inOrder: [UInt64]? = types == nil ? nil : []
+                    var known = EventTypeNames()
                     try ledger.scanHeaders(from: range.lowerBound, through: range.upperBound) { position, stream, typeBytes in
-                        let type = partial.eventType(typeBytes)
+                        let type = known.eventType(typeBytes)
                         if streams && (streamTypes.map { type.map($0.contains) ?? false } ?? true) {
                             partial.add(stream: stream, position: position)
                         }
-                        if let types, type.map(types.contains) ?? false { partial.inOrderPositions?.append(position) }
+                        if let types, type.map(types.contains) ?? false { inOrder?.append(position) }
                     }
-                    return (part, partial)
+                    return (part, partial, inOrder)
                 }
             }
-            var partials = [PartialLayout?](repeating: nil, count: ranges.count)
-            for try await (part, partial) in group { partials[part] = partial }
+            var partials = [(PartialStreamLayout, [UInt64]?)?](repeating: nil, count: ranges.count)
+            for try await (part, partial, inOrder) in group { partials[part] = (partial, inOrder) }
             return partials.compactMap { $0 }
         }
-        // Joined in log order, so each stream's positions stay ascending.
-        var joined = scanned.first ?? PartialLayout(wantsTypes: types != nil)
-        for partial in scanned.dropFirst() {
-            for (number, key) in partial.keys.enumerated() {
-                if let mine = joined.numbers[RowKey(bytes: key)] {
-                    joined.positions[mine] += partial.positions[number]
-                } else {
-                    joined.numbers[RowKey(bytes: key)] = joined.keys.count
-                    joined.keys.append(key)
-                    joined.positions.append(partial.positions[number])
-                }
-            }
-            if let positions = partial.inOrderPositions { joined.inOrderPositions? += positions }
-        }
-        let order = joined.keys.indices.sorted { RowKey.compare(joined.keys[$0], joined.keys[$1]) < 0 }
-        return StreamLayout(keys: order.map { joined.keys[$0] }, positions: order.map { joined.positions[$0] }, inOrderPositions: joined.inOrderPositions)
+        let inOrder: [UInt64]? = types == nil ? nil : scanned.flatMap { $0.1 ?? [] }
+        return StreamLayout(joining: scanned.map(\.0), inOrderPositions: inOrder)
     }
 
-    /// One part of the log's layout, streams in the order first seen.
-    private struct PartialLayout: Sendable {
-        var numbers: [RowKey: Int] = [:]
-        var keys: [[UInt8]] = []
-        var positions: [[UInt64]] = []
-        var inOrderPositions: [UInt64]?
+    /// The event types of the few type names a log holds, each looked up once.
+    private struct EventTypeNames {
         private var types: [(bytes: [UInt8], type: EventType?)] = []
 
-        init(wantsTypes: Bool) { inOrderPositions = wantsTypes ? [] : nil }
-
-        mutating func add(stream: UnsafeRawBufferPointer, position: UInt64) {
-            let key = RowKey(bytes: Array(stream))
-            if let number = numbers[key] {
-                positions[number].append(position)
-            } else {
-                numbers[key] = keys.count
-                keys.append(key.bytes)
-                positions.append([position])
-            }
-        }
-
-        /// The event type a record's type names (nil: not one of the contract's), from the few
-        /// seen so far.
+        /// The event type a record's type names (nil: not one of the contract's).
         mutating func eventType(_ bytes: UnsafeRawBufferPointer) -> EventType? {
             if let known = types.first(where: { $0.bytes.elementsEqual(bytes) }) { return known.type }
             let type = EventType(rawValue: String(decoding: bytes, as: UTF8.self))
@@ -373,16 +336,16 @@ extension ProjectionEngine {
         counted: (before: UInt64, of: UInt64), progress: (RebuildProgress) -> Void
     ) async throws {
         let parts = rebuildLimits.streamParts
-        let events = layout.positions.reduce(0) { $0 + $1.count }
+        let events = layout.events
         // Part p: streams bounds[p]..<bounds[p + 1], about events / parts events each.
         var bounds = [0]
         var seen = 0
-        for (number, positions) in layout.positions.enumerated() {
-            seen += positions.count
-            if bounds.count < parts && seen * parts >= events * bounds.count { bounds.append(number + 1) }
+        for stream in 0..<layout.streamCount {
+            seen += layout.events(of: stream)
+            if bounds.count < parts && seen * parts >= events * bounds.count { bounds.append(stream + 1) }
         }
-        while bounds.count <= parts { bounds.append(layout.keys.count) }
-        bounds[parts] = layout.keys.count
+        while bounds.count <= parts { bounds.append(layout.streamCount) }
+        bounds[parts] = layout.streamCount
         // Part 0 folds into the rebuild's buffers; the others into their own, merged in later.
         let partBuffers: [[Int: RowBuffer]] = (0..<parts).map { part in
             Dictionary(uniqueKeysWithValues: (indices + derivations.map(\.index)).map { index in
@@ -401,7 +364,7 @@ extension ProjectionEngine {
                 var end = starts[part]
                 var taken = 0
                 while end < bounds[part + 1] && taken < roundEvents {
-                    taken += layout.positions[end].count
+                    taken += layout.events(of: end)
                     end += 1
                 }
                 return end
@@ -413,8 +376,8 @@ extension ProjectionEngine {
                         while start < ends[part] {
                             var end = start
                             var positions: [UInt64] = []
-                            while end < ends[part] && (positions.isEmpty || positions.count + layout.positions[end].count <= groupEvents) {
-                                positions += layout.positions[end]
+                            while end < ends[part] && (positions.isEmpty || positions.count + layout.events(of: end) <= groupEvents) {
+                                positions += layout.positions(of: end)
                                 end += 1
                             }
                             let batch = DecodedBatch(records: try ledger.records(at: positions))
@@ -443,7 +406,7 @@ extension ProjectionEngine {
                 try await group.waitForAll()
             }
             for part in 0..<parts {
-                done += layout.positions[starts[part]..<ends[part]].reduce(0) { $0 + $1.count }
+                done += layout.events(of: starts[part]..<ends[part])
             }
             next = ends
             let finished = !zip(next, bounds.dropFirst()).contains(where: { $0 < $1 })

@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The log grouped by stream, for a rebuild that folds a stream at a time: the streams in key
+/// order, each with its positions in log order, all in one flat array (8 bytes a record, 8 a
+/// stream), and the positions of the records the in-order folds read.
+struct StreamLayout: Sendable {
+    /// Stream `s`'s positions are `positions[offsets[s]..<offsets[s + 1]]`.
+    private(set) var offsets: [Int] = [0]
+    private(set) var positions: [UInt64] = []
+    /// nil: every record.
+    var inOrderPositions: [UInt64]?
+
+    var streamCount: Int { offsets.count - 1 }
+    var events: Int { positions.count }
+
+    func events(of stream: Int) -> Int { offsets[stream + 1] - offsets[stream] }
+    func events(of streams: Range<Int>) -> Int { offsets[streams.upperBound] - offsets[streams.lowerBound] }
+    func positions(of stream: Int) -> ArraySlice<UInt64> { positions[offsets[stream]..<offsets[stream + 1]] }
+
+    /// Joins parts scanned in log order: each stream's positions stay ascending.
+    init(joining parts: [PartialStreamLayout], inOrderPositions: [UInt64]?) {
+        self.inOrderPositions = inOrderPositions
+        var names = StreamNames()
+        var ids: [Int32] = []
+        var scanned: [UInt64] = []
+        ids.reserveCapacity(parts.reduce(0) { $0 + $1.ids.count })
+        scanned.reserveCapacity(ids.capacity)
+        for part in parts {
+            let global = (0..<part.names.count).map { local in part.names.withName(local) { names.intern($0) } }
+            for (id, position) in zip(part.ids, part.positions) {
+                ids.append(global[Int(id)])
+                scanned.append(position)
+            }
+        }
+        // Streams in key order (LMDB's: memcmp, shorter first), then each record in its place.
+        let order = names.sortedByName()
+        var rank = [Int32](repeating: 0, count: names.count)
+        for (index, id) in order.enumerated() { rank[id] = Int32(index) }
+        var counts = [Int](repeating: 0, count: names.count + 1)
+        for id in ids { counts[Int(rank[Int(id)]) + 1] += 1 }
+        for index in 0..<names.count { counts[index + 1] += counts[index] }
+        offsets = counts
+        var next = Array(counts.dropLast())
+        positions = [UInt64](repeating: 0, count: scanned.count)
+        for (id, position) in zip(ids, scanned) {
+            let stream = Int(rank[Int(id)])
+            positions[next[stream]] = position
+            next[stream] += 1
+        }
+    }
+
+    init() {}
+}
+
+/// One part of the log as scanned: each record's stream (by id) and position, in log order.
+struct PartialStreamLayout: Sendable {
+    var names = StreamNames()
+    var ids: [Int32] = []
+    var positions: [UInt64] = []
+
+    mutating func add(stream: UnsafeRawBufferPointer, position: UInt64) {
+        ids.append(names.intern(stream))
+        positions.append(position)
+    }
+}
+
+/// Stream names, each kept once: the bytes in one arena, found by hash with open addressing
+/// (no allocation per look-up, unlike a dictionary keyed by arrays).
+struct StreamNames: Sendable {
+    private var arena: [UInt8] = []
+    private var spans: [(offset: Int, count: Int)] = []
+    private var hashes: [Int] = []
+    private var slots = [Int32](repeating: -1, count: 1 << 10)
+
+    var count: Int { spans.count }
+
+    /// The id of `name`, added when new.
+    mutating func intern(_ name: UnsafeRawBufferPointer) -> Int32 {
+        var hasher = Hasher()
+        hasher.combine(bytes: name)
+        let hash = hasher.finalize()
+        let mask = slots.count - 1
+        var slot = hash & mask
+        while slots[slot] >= 0 {
+            let id = Int(slots[slot])
+            if hashes[id] == hash && withName(id, { $0.count == name.count && (name.isEmpty || memcmp($0.baseAddress!, name.baseAddress!, name.count) == 0) }) {
+                return Int32(id)
+            }
+            slot = (slot + 1) & mask
+        }
+        let id = Int32(spans.count)
+        spans.append((arena.count, name.count))
+        arena.append(contentsOf: name)
+        hashes.append(hash)
+        slots[slot] = id
+        if spans.count * 2 > slots.count { grow() }
+        return id
+    }
+
+    func withName<T>(_ id: Int, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        let span = spans[id]
+        return try arena.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[span.offset..<(span.offset + span.count)])) }
+    }
+
+    /// The ids, ordered by name as LMDB orders keys.
+    func sortedByName() -> [Int] {
+        arena.withUnsafeBytes { arena in
+            func name(_ id: Int) -> UnsafeRawBufferPointer {
+                let span = spans[id]
+                return UnsafeRawBufferPointer(rebasing: arena[span.offset..<(span.offset + span.count)])
+            }
+            return (0..<spans.count).sorted { RowKey.compare(name($0), name($1)) < 0 }
+        }
+    }
+
+    private mutating func grow() {
+        slots = [Int32](repeating: -1, count: slots.count * 2)
+        let mask = slots.count - 1
+        for (id, hash) in hashes.enumerated() {
+            var slot = hash & mask
+            while slots[slot] >= 0 { slot = (slot + 1) & mask }
+            slots[slot] = Int32(id)
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+@testable import Projections
+
+/// `StreamLayout`: the log grouped by stream, as a rebuild folds it.
+@Suite struct StreamLayoutTests {
+    /// Random streams (some names prefixes of others, one empty) over random parts, against a
+    /// plain grouping: streams in LMDB's key order, each with its positions in log order.
+    @Test func joiningPartsGroupsByStreamInKeyOrder() {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<50 {
+            let names: [[UInt8]] = (0..<Int.random(in: 1...300, using: &rng)).map { i in
+                switch i % 5 {
+                case 0: Array("2411\(Int.random(in: 0...99, using: &rng))".utf8)
+                case 1: Array("2411".utf8)
+                case 2: []
+                case 3: Array("system/\(i)".utf8)
+                default: (0..<Int.random(in: 1...24, using: &rng)).map { _ in UInt8.random(in: 1...255, using: &rng) }
+                }
+            }
+            let records = Int.random(in: 0...3_000, using: &rng)
+            let streams = (0..<records).map { _ in names[Int.random(in: 0..<names.count, using: &rng)] }
+            // Cut the log into parts, as the scan does.
+            var cuts = (0..<Int.random(in: 0...4, using: &rng)).map { _ in Int.random(in: 0...records, using: &rng) }
+            cuts = [0] + cuts.sorted() + [records]
+            var parts: [PartialStreamLayout] = []
+            for (start, end) in zip(cuts, cuts.dropFirst()) {
+                var part = PartialStreamLayout()
+                for index in start..<end { streams[index].withUnsafeBytes { part.add(stream: $0, position: UInt64(index + 1)) } }
+                parts.append(part)
+            }
+            let layout = StreamLayout(joining: parts, inOrderPositions: nil)
+
+            var grouped: [[UInt8]: [UInt64]] = [:]
+            for (index, stream) in streams.enumerated() { grouped[stream, default: []].append(UInt64(index + 1)) }
+            let expected = grouped.keys.sorted { RowKey.compare($0, $1) < 0 }.map { grouped[$0]! }
+            #expect(layout.streamCount == expected.count, "round \(round)")
+            #expect(layout.events == records)
+            #expect((0..<layout.streamCount).map { Array(layout.positions(of: $0)) } == expected, "round \(round)")
+        }
+    }
+}
