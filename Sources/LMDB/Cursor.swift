@@ -66,6 +66,14 @@ public final class Cursor {
         try LMDBError.check(mdb_cursor_put(handle, &k, &v, flags.rawValue))
     }
 
+    /// Deletes the entry the cursor stands on (write transactions only). Seek again before the
+    /// next read: where the cursor stands afterwards is LMDB's business.
+    public func deleteCurrent() throws {
+        precondition(isOpen, "cursor used outside its closure")
+        precondition(!transaction.isReadOnly, "delete in a read-only transaction")
+        try LMDBError.check(mdb_cursor_del(handle, 0))
+    }
+
     /// Number of values of the current key (duplicate tables).
     public func duplicateCount() throws -> Int {
         var count = 0

@@ -263,16 +263,22 @@ struct SortedRun: @unchecked Sendable {
     var count: Int { order.count }
 
     /// Writes the changes `order[range]` into `table`.
+    /// Rows are put through one cursor: in key order, LMDB finds each key's place from where
+    /// the last one went, without a descent from the root.
     func write(_ range: Range<Int>, to table: Table, in txn: Transaction) throws {
-        for index in order[range] {
-            try log.withKey(index) { key in
-                switch log.entries[index] {
-                case let .row(value):
-                    try value.withUnsafeBytes { value in
-                        try txn.put(table, key: key, value: value, flags: intoEmptyTable ? [.append] : [])
+        try txn.withCursor(table) { cursor in
+            try log.keyBytes.withUnsafeBytes { keys in
+                for index in order[range] {
+                    let span = log.keySpans[index]
+                    let key = UnsafeRawBufferPointer(rebasing: keys[span.offset..<(span.offset + span.count)])
+                    switch log.entries[index] {
+                    case let .row(value):
+                        try value.withUnsafeBytes { value in
+                            try cursor.put(key: key, value: value, flags: intoEmptyTable ? [.append] : [])
+                        }
+                    case .deleted:
+                        if !intoEmptyTable, try cursor.seek(exactly: key) != nil { try cursor.deleteCurrent() }
                     }
-                case .deleted:
-                    if !intoEmptyTable { _ = try txn.delete(table, key: Array(key)) }
                 }
             }
         }

@@ -101,6 +101,37 @@ import LMDB
         #expect(try env.read { txn throws in try txn.count(table) } == 1)
     }
 
+    @Test func aCursorPutsInOrderAndDeletesWhereItStands() throws {
+        let dir = TemporaryDirectory()
+        let env = try open(dir)
+        let table = try env.openTable("t", flags: [], create: true)
+        try env.write { txn throws in
+            try txn.withCursor(table) { cursor throws in
+                for key in ["a", "b", "c", "d"] {
+                    try Array(key.utf8).withUnsafeBytes { k in try [UInt8(1)].withUnsafeBytes { try cursor.put(key: k, value: $0, flags: [.append]) } }
+                }
+                #expect(throws: LMDBError.keyExists) {
+                    try Array("b".utf8).withUnsafeBytes { k in try [UInt8(1)].withUnsafeBytes { try cursor.put(key: k, value: $0, flags: [.append]) } }
+                }
+                #expect(try cursor.seek(exactly: Array("b".utf8)) != nil)
+                try cursor.deleteCurrent()
+                #expect(try cursor.seek(exactly: Array("d".utf8)) != nil)
+                try cursor.deleteCurrent()
+            }
+        }
+        try env.read { txn throws in
+            var keys: [String] = []
+            try txn.withCursor(table) { cursor throws in
+                var entry = try cursor.first()
+                while let current = entry {
+                    keys.append(String(decoding: current.key, as: UTF8.self))
+                    entry = try cursor.next()
+                }
+            }
+            #expect(keys == ["a", "c"])
+        }
+    }
+
     @Test func appendRefusesAKeyThatDoesNotSortLast() throws {
         let dir = TemporaryDirectory()
         let env = try open(dir)
