@@ -208,11 +208,13 @@ struct ChangeLog {
         return try keyBytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[span.offset..<(span.offset + span.count)])) }
     }
 
-    /// The indices of the last change of each key, in key order. The sort compares the first 16
-    /// key bytes as two integers, and only ties byte by byte.
+    /// The indices of the last change of each key, in key order. The sort compares the first 24
+    /// key bytes as three integers, and only ties byte by byte (index keys begin with a field
+    /// name: 16 bytes would leave many ties).
     func lastChangePerKey() -> [Int] {
         struct Item {
             var high: UInt64
+            var middle: UInt64
             var low: UInt64
             var index: Int
         }
@@ -225,13 +227,14 @@ struct ChangeLog {
             var items = [Item]()
             items.reserveCapacity(count)
             for index in 0..<count {
-                var prefix: (UInt64, UInt64) = (0, 0)
+                var prefix: (UInt64, UInt64, UInt64) = (0, 0, 0)
                 let k = key(index)
-                withUnsafeMutableBytes(of: &prefix) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: k.prefix(16))) }
-                items.append(Item(high: UInt64(bigEndian: prefix.0), low: UInt64(bigEndian: prefix.1), index: index))
+                withUnsafeMutableBytes(of: &prefix) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: k.prefix(24))) }
+                items.append(Item(high: UInt64(bigEndian: prefix.0), middle: UInt64(bigEndian: prefix.1), low: UInt64(bigEndian: prefix.2), index: index))
             }
             items.sort { a, b in
                 if a.high != b.high { return a.high < b.high }
+                if a.middle != b.middle { return a.middle < b.middle }
                 if a.low != b.low { return a.low < b.low }
                 let order = compare(a.index, b.index)
                 return order != 0 ? order < 0 : a.index < b.index
@@ -242,7 +245,7 @@ struct ChangeLog {
                 // Keep a change when the next one is to another key.
                 if position + 1 < items.count {
                     let next = items[position + 1]
-                    if next.high == item.high && next.low == item.low && compare(next.index, item.index) == 0 { continue }
+                    if next.high == item.high && next.middle == item.middle && next.low == item.low && compare(next.index, item.index) == 0 { continue }
                 }
                 out.append(item.index)
             }

@@ -3,38 +3,41 @@ import Foundation
 /// Rows touched by one batch, read once and written once: a batch often changes the same
 /// invoice several times. Rows are encoded deterministically (`RowCodable`).
 struct RowCache<Row: RowCodable> {
-    private var rows: [String: Row] = [:]
-    private var order: [String] = []
+    /// Rows in first-touch order, found by key: read, changed and encoded in place (a row taken
+    /// out of a dictionary is a copy, and a copy retains every string and array it holds).
+    private var keys: [String] = []
+    private var values: [Row] = []
+    private var indices: [String: Int] = [:]
 
     /// The row for `key`: cached, else stored, else `make()`.
     mutating func row(_ key: String, in store: ProjectionStore, table: String, make: () -> Row) throws -> Row {
-        if let row = rows[key] { return row }
-        let row = try store.get(table, key: Array(key.utf8)).map { try Row.fromRow($0) } ?? make()
-        rows[key] = row
-        order.append(key)
-        return row
+        values[try index(key, in: store, table: table, make: make)]
     }
 
     /// Changes the row for `key` (cached, else stored, else `make()`) in place: no copy of it
     /// is made, so appending to its arrays does not copy them either.
     mutating func update(_ key: String, in store: ProjectionStore, table: String, make: () -> Row, _ body: (inout Row) throws -> Void) throws {
-        if rows[key] == nil {
-            rows[key] = try store.get(table, key: Array(key.utf8)).map { try Row.fromRow($0) } ?? make()
-            order.append(key)
-        }
-        try body(&rows[key]!)
+        try body(&values[try index(key, in: store, table: table, make: make)])
+    }
+
+    private mutating func index(_ key: String, in store: ProjectionStore, table: String, make: () -> Row) throws -> Int {
+        if let index = indices[key] { return index }
+        let row = try store.get(table, key: Array(key.utf8)).map { try Row.fromRow($0) } ?? make()
+        indices[key] = values.count
+        keys.append(key)
+        values.append(row)
+        return values.count - 1
     }
 
     /// Changes every cached row in place (before `flush`).
     mutating func updateAll(_ body: (inout Row) -> Void) {
-        for key in order { body(&rows[key]!) }
+        for index in values.indices { body(&values[index]) }
     }
 
     /// Writes every touched row, in first-touch order.
     func flush(to store: ProjectionStore, table: String) throws {
-        for key in order {
-            guard let row = rows[key] else { continue }
-            try store.put(table, key: Array(key.utf8), value: row.rowBytes())
+        for index in values.indices {
+            try store.put(table, key: Array(keys[index].utf8), value: values[index].rowBytes())
         }
     }
 }
