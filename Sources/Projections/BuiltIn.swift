@@ -305,14 +305,15 @@ public struct StatusViewsProjection: DerivableProjection {
 /// Fields: `number`, `code`, `seller_tax_id`, `buyer_tax_id`, `seller_name`, `buyer_name`
 /// (names normalised: full-width to half-width, brackets, spaces, case), `issue_date`, and
 /// `alias` (the legacy code and number printed on a digital paper invoice, undated).
-/// `entries`: key → the index keys written for it (each without its `0 ‖ key` end), to replace
-/// them if the invoice is issued again; "did you mean" looks candidate keys up here (see
+/// `entries`: key → the position (8 bytes) of the event that issued it: if it is issued again,
+/// that event gives the index keys to take out. "Did you mean" looks candidate keys up here (see
 /// `NearMiss`).
 public struct SearchProjection: StreamPartitionedProjection {
     public static let name = "search"
     public var name: String { Self.name }
-    /// 4: no near-miss signatures (did-you-mean looks candidates up in `entries`).
-    public var version: Int { 4 }
+    /// 4: no near-miss signatures (did-you-mean looks candidates up in `entries`). 5: `entries`
+    /// holds the issuing event's position, not its index keys.
+    public var version: Int { 5 }
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("index"), ProjectionTableSpec("entries")] }
 
     public init() {}
@@ -325,39 +326,30 @@ public struct SearchProjection: StreamPartitionedProjection {
             let key = item.record.stream
             let keyBytes = Array(key.utf8)
             if let old = try store.get("entries", key: keyBytes) {
-                for entry in try Self.decodeEntries(old, key: keyBytes) { try store.delete("index", key: entry) }
+                // Issued again: take out what the last issue indexed.
+                for entry in try Self.indexKeys(ofIssueAt: old, key: key, store: store) { try store.delete("index", key: entry) }
             }
-            let entries = Self.indexKeys(issued, key: key)
-            for entry in entries { try store.put("index", key: entry, value: []) }
-            try store.put("entries", key: keyBytes, value: Self.encodeEntries(entries, key: keyBytes))
+            for entry in Self.indexKeys(issued, key: key) { try store.put("index", key: entry, value: []) }
+            try store.put("entries", key: keyBytes, value: PositionList.encode([item.record.position]))
         }
+    }
+
+    /// The index keys the issue recorded at `entry` (an `entries` value) wrote for `key`.
+    static func indexKeys(ofIssueAt entry: [UInt8], key: String, store: ProjectionStore) throws -> [[UInt8]] {
+        guard entry.count == 8, let position = PositionList.decode(entry).first else {
+            throw RowDecodingError(description: "search entry of \(key) is \(entry.count) bytes, not a position")
+        }
+        guard let record = try store.record(at: position), record.stream == key,
+              case let .success(.invoiceIssued(issued)) = DomainEvent.decode(type: .invoiceIssued, dataBytes: record.data)
+        else {
+            throw RowDecodingError(description: "search entry of \(key) names position \(position), which is not its issue")
+        }
+        return indexKeys(issued, key: key)
     }
 
     public func changedKeys(_ item: DecodedBatch.Item) -> [String] {
         if case .invoiceIssued? = item.event { return [item.record.stream] }
         return []
-    }
-
-    /// The index keys of an invoice, each without the `0 ‖ key` every one of them ends with.
-    static func encodeEntries(_ entries: [[UInt8]], key: [UInt8]) -> [UInt8] {
-        var w = ByteWriter()
-        w.array(entries) { w, entry in
-            precondition(entry.count > key.count && entry.suffix(key.count).elementsEqual(key), "a search entry ends with its key")
-            let kept = entry.count - key.count - 1
-            w.varint(UInt64(kept))
-            w.bytes.append(contentsOf: entry[..<kept])
-        }
-        return w.bytes
-    }
-
-    static func decodeEntries(_ bytes: [UInt8], key: [UInt8]) throws -> [[UInt8]] {
-        var r = ByteReader(bytes)
-        return try r.array { r in
-            let count = Int(try r.varint())
-            guard r.offset + count <= r.bytes.count else { throw RowDecodingError(description: "search entry runs past the row") }
-            defer { r.offset += count }
-            return Array(r.bytes[r.offset..<(r.offset + count)]) + [0] + key
-        }
     }
 
     static func indexKeys(_ issued: InvoiceIssued, key: String) -> [[UInt8]] {

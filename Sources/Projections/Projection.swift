@@ -110,11 +110,20 @@ public final class ProjectionStore {
     public let transaction: Transaction
     private let handles: [String: Table]
     private let buffer: RowBuffer?
+    private let ledger: Ledger?
 
-    init(transaction: Transaction, handles: [String: Table], buffer: RowBuffer? = nil) {
+    init(transaction: Transaction, handles: [String: Table], buffer: RowBuffer? = nil, ledger: Ledger? = nil) {
         self.transaction = transaction
         self.handles = handles
         self.buffer = buffer
+        self.ledger = ledger
+    }
+
+    /// The record at `position` as this store's transaction sees the log (an `apply` may read
+    /// records before the batch's: `search` reads an invoice's previous issue).
+    public func record(at position: UInt64) throws -> Record? {
+        guard let ledger else { return nil }
+        return try ledger.records(from: position, limit: 1, in: transaction).first { $0.position == position }
     }
 
     public func table(_ name: String) -> Table {

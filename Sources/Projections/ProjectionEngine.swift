@@ -179,7 +179,7 @@ public final class ProjectionEngine: Sendable {
         for spec in projection.tables {
             tables[spec.name] = try handle(CatalogEntry.tableName(projection: projection.name, generation: generation, table: spec.name), flags: spec.flags, in: txn)
         }
-        return ProjectionStore(transaction: txn, handles: tables)
+        return ProjectionStore(transaction: txn, handles: tables, ledger: ledger)
     }
 
     /// Table handles, opened once. In a write transaction a table is opened in it. A read

@@ -232,7 +232,7 @@ extension ProjectionEngine {
         /// Folds `batch` into target `index` through `buffer`.
         func apply(_ batch: DecodedBatch, index: Int, buffer: RowBuffer, ledger: Ledger) throws {
             try ledger.read { txn in
-                let store = ProjectionStore(transaction: txn, handles: tables[index], buffer: buffer)
+                let store = ProjectionStore(transaction: txn, handles: tables[index], buffer: buffer, ledger: ledger)
                 if derived.contains(index), let derivable = targets[index] as? any DerivableProjection {
                     try derivable.applyUnderived(batch, to: store)
                 } else {
@@ -394,7 +394,7 @@ extension ProjectionEngine {
                                 let scratch = RowBuffer(tables: derivable.tables.map(\.name), flushed: flushedBefore[index] ?? [])
                                 let rows = scratches[source]!.rows(derivable.derivedFrom.table)
                                 try ledger.read { txn in
-                                    try derivable.derive(fromRows: rows, to: ProjectionStore(transaction: txn, handles: plan.tables[index], buffer: scratch))
+                                    try derivable.derive(fromRows: rows, to: ProjectionStore(transaction: txn, handles: plan.tables[index], buffer: scratch, ledger: ledger))
                                 }
                                 scratches[index] = scratch
                             }
@@ -439,7 +439,7 @@ extension ProjectionEngine {
                         entry = try cursor.next()
                     }
                 }
-                try projection.derive(fromRows: rows, to: ProjectionStore(transaction: txn, handles: tables, buffer: buffer))
+                try projection.derive(fromRows: rows, to: ProjectionStore(transaction: txn, handles: tables, buffer: buffer, ledger: ledger))
                 return rows.count < rowsPerRead ? nil : lastKey
             }
             if next == nil || buffer.approximateBytes > rebuildLimits.bufferBytes {
