@@ -158,7 +158,9 @@ enum Field {
         case let .failure(mismatch): return .failure(FieldMismatch(expected: identifierExpected, got: mismatch.got))
         case let .success(value): text = value
         }
-        if let control = text.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+        // Control characters are ASCII: a byte of a longer UTF-8 sequence is never one.
+        if text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }),
+           let control = text.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
             let hex = String(control.value, radix: 16, uppercase: true)
             return .failure(FieldMismatch(expected: identifierExpected, got: "control character U+" + String(repeating: "0", count: 4 - hex.count) + hex))
         }

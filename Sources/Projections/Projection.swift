@@ -90,13 +90,20 @@ public struct DecodedBatch: Sendable {
 
     public var items: [Item]
 
-    public init(records: [Record]) {
-        items = records.map { record in
+    /// Takes the records: each moves into its item (a copy would retain and release every
+    /// string of it), when the caller hands over the only reference to the array.
+    public init(records: consuming [Record]) {
+        var records = records
+        var items: [Item] = []
+        items.reserveCapacity(records.count)
+        while let record = records.popLast() {
             let event = EventType(rawValue: record.type).flatMap { type in
                 try? DomainEvent.decode(type: type, dataBytes: record.data).get()
             }
-            return Item(record: record, event: event)
+            items.append(Item(record: record, event: event))
         }
+        items.reverse()
+        self.items = items
     }
 
     public var lastPosition: UInt64? { items.last?.record.position }
