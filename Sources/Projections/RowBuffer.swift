@@ -100,7 +100,10 @@ final class RowBuffer: @unchecked Sendable {
     func hasFlushed(_ table: String) -> Bool { flushed.contains(table) }
 
     func lookup(_ table: String, _ key: [UInt8]) -> Lookup {
-        if tables[table]?.map == nil { _ = tables[table, default: TableChanges()].indexed() }
+        // Nothing changed yet: nothing to find, and no map to build (a fold that reads each
+        // row before it writes any, as a row cache does, keeps the cheaper log).
+        guard let changes = tables[table], changes.map != nil || !changes.log.isEmpty else { return .absent }
+        if changes.map == nil { _ = tables[table, default: TableChanges()].indexed() }
         switch tables[table]?.map?[RowKey(bytes: key)] {
         case let .row(value)?: return .row(value)
         case .deleted?: return .deleted
