@@ -50,7 +50,7 @@ final class RowBuffer: @unchecked Sendable {
         case absent
     }
 
-    /// One table's changes: a log of them in order until the fold first reads the table, then
+    /// One table's changes: a log of them in order until the fold first reads the table after writing to it, then
     /// a map (most tables of a projection are only written: index entries, views).
     private struct TableChanges {
         var log = ChangeLog()
