@@ -39,11 +39,11 @@ extension Projection {
 /// A projection whose rows a rebuild can compute from another projection's rebuilt rows
 /// instead of folding every record: `status_views` from `invoice_state`'s.
 ///
-/// When a rebuild builds both, it calls `applyUnderived` (not `apply`) for the records of
-/// `underivedEventTypes`, first, then `derive` with the source's final rows: per group of whole
-/// streams as the source is folded a stream at a time, or from its written table. The rows must
-/// be the ones `apply` gives, byte for byte: `projections verify` and the property tests compare
-/// them with the incrementally maintained rows. A rebuild of this projection alone folds.
+/// When a rebuild builds both, and folds the source a stream at a time, it calls
+/// `applyUnderived` (not `apply`) for the records of `underivedEventTypes`, first, then `derive`
+/// with the source's final rows of each group of whole streams, as the source is folded. The
+/// rows must be the ones `apply` gives, byte for byte: `projections verify` and the property tests
+/// compare them with the incrementally maintained rows. Otherwise (rebuilt alone) it folds.
 public protocol DerivableProjection: Projection {
     /// The projection and table whose rows `derive` reads.
     var derivedFrom: (projection: String, table: String) { get }

@@ -172,11 +172,12 @@ extension ProjectionEngine {
         forgetHandles()
         guard total > 0, let last = try ledger.record(at: total) else { return }
         let buffers = targets.map { projection in RowBuffer(tables: projection.tables.map(\.name)) }
-        // Projections this rebuild derives from another target's rows instead of folding.
+        // Projections derived from the rows of another target folded a stream at a time, as it
+        // goes, instead of folded themselves.
         var derivations: [(index: Int, source: Int)] = []
         for (index, projection) in targets.enumerated() {
             guard let derivable = projection as? any DerivableProjection,
-                  let source = targets.firstIndex(where: { $0.name == derivable.derivedFrom.projection && !($0 is any DerivableProjection) })
+                  let source = targets.firstIndex(where: { $0.name == derivable.derivedFrom.projection && $0 is any StreamPartitionedProjection })
             else { continue }
             derivations.append((index, source))
         }
@@ -205,19 +206,12 @@ extension ProjectionEngine {
                 try await foldInOrder(inOrder, positions: layout.inOrderPositions, plan: plan, counted: (0, work), progress: progress)
             }
             if !perStream.isEmpty {
-                // Derived as the stream fold goes, from its rows: they read the in-order rows.
-                let alongside = derivations.filter { perStream.contains($0.source) }
-                if !alongside.isEmpty { try await writeOut(inOrder.map { buffers[$0] }, tables: inOrder.map { tables[$0] }) }
-                try await foldByStream(perStream, deriving: alongside, layout: layout, plan: plan, counted: (work - byStream, work), progress: progress)
-                derivations.removeAll { perStream.contains($0.source) }
+                // The derivations read what the in-order folds wrote (status_views: the systems).
+                if !derivations.isEmpty { try await writeOut(inOrder.map { buffers[$0] }, tables: inOrder.map { tables[$0] }) }
+                try await foldByStream(perStream, deriving: derivations, layout: layout, plan: plan, counted: (work - byStream, work), progress: progress)
             }
         }
         try await writeOut(buffers, tables: tables)
-        for (index, source) in derivations {
-            guard let derivable = targets[index] as? any DerivableProjection,
-                  let sourceTable = tables[source][derivable.derivedFrom.table] else { continue }
-            try await derive(derivable, buffer: buffers[index], tables: tables[index], from: sourceTable)
-        }
         try await setCheckpoints(of: targets, through: last)
     }
 
@@ -418,35 +412,6 @@ extension ProjectionEngine {
                 if !finished { try await writeOut(plan.buffers, tables: plan.tables) }
             }
             progress(RebuildProgress(counted.before + UInt64(done), of: counted.of, total: plan.total))
-        }
-    }
-
-    /// Fills `projection`'s buffer from the source table's rows, a bounded run of them per read
-    /// transaction, and writes it out (also whenever it outgrows the budget).
-    private func derive(_ projection: any DerivableProjection, buffer: RowBuffer, tables: [String: Table], from source: Table) async throws {
-        let rowsPerRead = 20_000
-        var after: [UInt8]?
-        while true {
-            let next: [UInt8]? = try ledger.read { txn in
-                var rows: [[UInt8]] = []
-                var lastKey: [UInt8]?
-                try txn.withCursor(source) { cursor in
-                    var entry = try after.map { try cursor.seek(atLeast: $0) } ?? cursor.first()
-                    if let current = entry, let after, current.key.elementsEqual(after) { entry = try cursor.next() }
-                    while let current = entry, rows.count < rowsPerRead {
-                        rows.append(Array(current.value))
-                        lastKey = Array(current.key)
-                        entry = try cursor.next()
-                    }
-                }
-                try projection.derive(fromRows: rows, to: ProjectionStore(transaction: txn, handles: tables, buffer: buffer, ledger: ledger))
-                return rows.count < rowsPerRead ? nil : lastKey
-            }
-            if next == nil || buffer.approximateBytes > rebuildLimits.bufferBytes {
-                try await writeOut([buffer], tables: [tables])
-            }
-            guard let next else { return }
-            after = next
         }
     }
 
