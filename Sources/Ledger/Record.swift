@@ -285,25 +285,33 @@ struct RecordStrings {
     var contentTypes = RecentStrings(capacity: 2)
 }
 
-/// Up to `capacity` strings with their UTF-8 bytes, most recent first.
+/// Up to `capacity` strings, most recent first, compared by their UTF-8 bytes (no copy of
+/// them is kept: a miss costs what decoding without this would).
 struct RecentStrings {
-    private var entries: [(bytes: [UInt8], string: String)] = []
+    private var entries: [String] = []
     private let capacity: Int
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacity: Int) {
+        self.capacity = capacity
+        entries.reserveCapacity(capacity)
+    }
 
     func string(for bytes: UnsafeRawBufferPointer) -> String? {
-        for entry in entries where entry.bytes.count == bytes.count {
-            let same = entry.bytes.withUnsafeBytes { stored in
+        for entry in entries where entry.utf8.count == bytes.count {
+            let same = entry.utf8.withContiguousStorageIfAvailable { stored in
                 bytes.isEmpty || memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0
-            }
-            if same { return entry.string }
+            } ?? entry.utf8.elementsEqual(bytes)
+            if same { return entry }
         }
         return nil
     }
 
     mutating func remember(_ bytes: UnsafeRawBufferPointer, _ string: String) {
+        if capacity == 1 {
+            if entries.isEmpty { entries.append(string) } else { entries[0] = string }
+            return
+        }
         if entries.count == capacity { entries.removeLast() }
-        entries.insert((Array(bytes), string), at: 0)
+        entries.insert(string, at: 0)
     }
 }
