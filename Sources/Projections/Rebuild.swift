@@ -374,13 +374,15 @@ extension ProjectionEngine {
                                 positions += layout.positions(of: end)
                                 end += 1
                             }
-                            let batch = DecodedBatch(records: try ledger.records(at: positions))
+                            // A buffer per group: the fold reads back only its own streams' rows.
                             var scratches: [Int: RowBuffer] = [:]
-                            for index in indices {
-                                // A buffer per group: the fold reads back only its own streams' rows.
-                                let scratch = RowBuffer(tables: plan.targets[index].tables.map(\.name))
-                                try plan.apply(batch, index: index, buffer: scratch, ledger: ledger)
-                                scratches[index] = scratch
+                            for index in indices { scratches[index] = RowBuffer(tables: plan.targets[index].tables.map(\.name)) }
+                            // One stream longer than a group is folded a group's worth at a time,
+                            // into the same buffers (they read back what the last batch wrote).
+                            for batchStart in stride(from: 0, to: positions.count, by: groupEvents) {
+                                let slice = Array(positions[batchStart..<min(batchStart + groupEvents, positions.count)])
+                                let batch = DecodedBatch(records: try ledger.records(at: slice))
+                                for index in indices { try plan.apply(batch, index: index, buffer: scratches[index]!, ledger: ledger) }
                             }
                             // These streams' rows are final: derive from them.
                             for (index, source) in derivations {
