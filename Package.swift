@@ -135,7 +135,7 @@ let package = Package(
             path: "tools/server-bench"
         ),
         // What the test targets share (temporary directories, failures). Only tests use it.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["FapiaoDomain"], path: "Tests/TestSupport"),
         .testTarget(name: "LMDBTests", dependencies: ["TestSupport", "LMDB"]),
         .testTarget(name: "FapiaoDomainTests", dependencies: ["FapiaoDomain"]),
         .testTarget(name: "IngestionTests", dependencies: ["TestSupport", "Ingestion", "Ledger", "FapiaoDomain"]),

@@ -225,13 +225,13 @@ final class Flag: Sendable {
             let key = "24112000000015301234"
             var issued = Build.issued(key, at: "2025-01-01T00:30:00+08:00")
             if case .invoiceIssued(var invoice) = issued {
-                invoice.totalWithTax = Build.money("999.00") // totals that do not add up: recorded, and flagged
+                invoice.totalWithTax = Literal.money("999.00") // totals that do not add up: recorded, and flagged
                 issued = .invoiceIssued(invoice)
             }
             let envelopes = [
-                CloudEventEnvelope(id: "r1", source: Build.source, subject: "system/trusting", time: Build.instant("2025-01-01T08:00:00+08:00"), event: Build.registered("trusting", requiresReview: false)),
-                CloudEventEnvelope(id: "i1", source: Build.source, subject: key, time: Build.instant("2025-01-01T08:01:00+08:00"), event: issued),
-                CloudEventEnvelope(id: "a1", source: Build.source, subject: key, time: Build.instant("2025-01-01T08:02:00+08:00"), event: .receiptAccepted(ReceiptAccepted(system: "trusting"))),
+                CloudEventEnvelope(id: "r1", source: Build.source, subject: "system/trusting", time: Literal.instant("2025-01-01T08:00:00+08:00"), event: Build.registered("trusting", requiresReview: false)),
+                CloudEventEnvelope(id: "i1", source: Build.source, subject: key, time: Literal.instant("2025-01-01T08:01:00+08:00"), event: issued),
+                CloudEventEnvelope(id: "a1", source: Build.source, subject: key, time: Literal.instant("2025-01-01T08:02:00+08:00"), event: .receiptAccepted(ReceiptAccepted(system: "trusting"))),
             ]
             let file = directory.path + "/events.jsonl"
             let lines = envelopes.map { String(decoding: $0.encodedLine(), as: UTF8.self) }.joined(separator: "\n") + "\n"

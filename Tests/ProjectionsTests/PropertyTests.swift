@@ -76,7 +76,7 @@ enum RandomHistory {
             return (key, .redLetterRequested(RedLetterRequested(confirmationId: confirmation, requestedBy: draw.next(2) == 0 ? .buyer : .seller, reason: "returned goods")))
         case .redLetterConfirmed: return (key, .redLetterConfirmed(RedLetterConfirmed(confirmationId: confirmation)))
         case .redLetterIssued:
-            return (key, .redLetterIssued(RedLetterIssued(redInvoiceNumber: "2511200000000000004\(draw.next(10))", totalAmount: Build.money("-100.00"), totalTax: Build.money("-6.00"))))
+            return (key, .redLetterIssued(RedLetterIssued(redInvoiceNumber: "2511200000000000004\(draw.next(10))", totalAmount: Literal.money("-100.00"), totalTax: Literal.money("-6.00"))))
         case .deliveryAttempted: return (key, .deliveryAttempted(DeliveryStep(system: system, attempt: attempt)))
         case .deliveryFailed:
             return (key, .deliveryFailed(DeliveryFailed(system: system, attempt: attempt, reason: DeliveryFailureReason.allCases[draw.next(5)], detail: "detail")))
@@ -116,7 +116,7 @@ enum RandomHistory {
         case 1: (key, EventType.receiptAccepted.rawValue, #"{"sys":"\#(system)"}"#)
         default: ("system/\(system)/user/zhang.wei", EventType.receiptAccepted.rawValue, #"{"system":"\#(system)"}"#)
         }
-        return NewEvent(stream: stream, type: type, source: Build.source, id: id, time: time, occurredMicros: Build.instant(time).micros,
+        return NewEvent(stream: stream, type: type, source: Build.source, id: id, time: time, occurredMicros: Literal.instant(time).micros,
                         dataContentType: "application/json", data: Array(data.utf8))
     }
 

@@ -102,7 +102,7 @@ import Testing
             script.accept(Self.digital, in: "trusting")
             script.add(Self.digital, .redLetterRequested(RedLetterRequested(confirmationId: "HZ-1", requestedBy: .seller, reason: "returned")))
             script.add(Self.digital, .redLetterConfirmed(RedLetterConfirmed(confirmationId: "HZ-1")))
-            script.add(Self.digital, .redLetterIssued(RedLetterIssued(redInvoiceNumber: "25112000000000000042", totalAmount: Build.money("-100.00"), totalTax: Build.money("-6.00"))))
+            script.add(Self.digital, .redLetterIssued(RedLetterIssued(redInvoiceNumber: "25112000000000000042", totalAmount: Literal.money("-100.00"), totalTax: Literal.money("-6.00"))))
             let positions = try await append(ledger, script.events)
 
             for system in ["reviewing", "trusting"] {

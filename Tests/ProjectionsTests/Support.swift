@@ -45,7 +45,7 @@ enum Build {
     static let buyerName = "北京某某科技（有限公司）"
 
     static func event(_ subject: String, _ event: DomainEvent, id: String, at time: String, source: String = source) -> NewEvent {
-        let timestamp = instant(time)
+        let timestamp = Literal.instant(time)
         let envelope = CloudEventEnvelope(id: id, source: source, subject: subject, time: timestamp, event: event)
         guard case .success(let parsed) = CloudEventParser.parse(line: envelope.encodedLine(), lineNumber: 1) else {
             preconditionFailure("the test built an event the contract refuses: \(String(decoding: envelope.encodedLine(), as: UTF8.self))")
@@ -55,32 +55,12 @@ enum Build {
             occurredMicros: parsed.time.micros, dataContentType: parsed.datacontenttype, data: parsed.data)
     }
 
-    static func instant(_ text: String) -> Timestamp {
-        guard case .success(let time) = RFC3339.parse(text) else { preconditionFailure("bad test time \(text)") }
-        return time
-    }
-
-    static func money(_ text: String) -> Money {
-        guard case .success(let money) = Money.parse(text) else { preconditionFailure("bad test amount \(text)") }
-        return money
-    }
-
     /// An issued invoice for `key` (digital: 20 digits; legacy: CODE-NUMBER).
     static func issued(
         _ key: String, at issuedAt: String, seller: String = sellerName, sellerTaxId: String = sellerTaxId,
         buyer: String = buyerName, buyerTaxId: String? = buyerTaxId, amount: String = "100.00"
     ) -> DomainEvent {
-        let parts = key.split(separator: "-").map(String.init)
-        let isLegacy = parts.count == 2
-        let net = money(amount)
-        let tax = Money(fen: (net.fen * 6 + 50) / 100)
-        guard case .success(let rate) = TaxRate.parse("0.06"), case .success(let one) = ExactDecimal.parse("1"),
-              case .success(let price) = ExactDecimal.parse(amount) else { preconditionFailure("bad test line") }
-        let line = InvoiceLine(name: "*信息技术服务*技术服务费", quantity: one, unitPrice: price, amount: net, taxRate: rate, tax: tax)
-        return .invoiceIssued(InvoiceIssued(
-            number: isLegacy ? parts[1] : key, code: isLegacy ? parts[0] : nil, kind: isLegacy ? .vatSpecial : .digitalSpecial,
-            issuedAt: instant(issuedAt), seller: Party(name: seller, taxId: sellerTaxId), buyer: Party(name: buyer, taxId: buyerTaxId),
-            lines: [line], totalAmount: net, totalTax: tax, totalWithTax: net + tax))
+        Literal.issued(key, at: issuedAt, seller: seller, sellerTaxId: sellerTaxId, buyer: buyer, buyerTaxId: buyerTaxId, amount: amount)
     }
 
     static func registered(_ system: String, requiresReview: Bool, visible: [VisibleStatus] = [.approved]) -> DomainEvent {

@@ -40,33 +40,15 @@ enum Build {
     static let source = "urn:fapiao:test"
 
     static func envelope(_ subject: String, _ event: DomainEvent, id: String, at time: String, source: String = source) -> CloudEventEnvelope {
-        CloudEventEnvelope(id: id, source: source, subject: subject, time: instant(time), event: event)
+        CloudEventEnvelope(id: id, source: source, subject: subject, time: Literal.instant(time), event: event)
     }
 
     static func line(_ subject: String, _ event: DomainEvent, id: String, at time: String = "2025-01-02T10:00:00+08:00", source: String = source) -> String {
         String(decoding: envelope(subject, event, id: id, at: time, source: source).encodedLine(), as: UTF8.self)
     }
 
-    static func instant(_ text: String) -> Timestamp {
-        guard case .success(let time) = RFC3339.parse(text) else { preconditionFailure("bad test time \(text)") }
-        return time
-    }
-
-    static func money(_ text: String) -> Money {
-        guard case .success(let money) = Money.parse(text) else { preconditionFailure("bad test amount \(text)") }
-        return money
-    }
-
     static func issued(_ key: String, seller: String, sellerTaxId: String, buyer: String, buyerTaxId: String, at issuedAt: String = "2025-01-02T10:00:00+08:00", amount: String = "100.00") -> DomainEvent {
-        let net = money(amount)
-        let tax = Money(fen: (net.fen * 6 + 50) / 100)
-        guard case .success(let rate) = TaxRate.parse("0.06"), case .success(let one) = ExactDecimal.parse("1"),
-              case .success(let price) = ExactDecimal.parse(amount) else { preconditionFailure("bad test line") }
-        let line = InvoiceLine(name: "*信息技术服务*技术服务费", quantity: one, unitPrice: price, amount: net, taxRate: rate, tax: tax)
-        return .invoiceIssued(InvoiceIssued(
-            number: key, code: nil, kind: .digitalSpecial, issuedAt: instant(issuedAt),
-            seller: Party(name: seller, taxId: sellerTaxId), buyer: Party(name: buyer, taxId: buyerTaxId),
-            lines: [line], totalAmount: net, totalTax: tax, totalWithTax: net + tax))
+        Literal.issued(key, at: issuedAt, seller: seller, sellerTaxId: sellerTaxId, buyer: buyer, buyerTaxId: buyerTaxId, amount: amount)
     }
 
     static func registered(_ system: String, owner: String, requiresReview: Bool = false) -> DomainEvent {

@@ -1,5 +1,6 @@
 // What every test target shares: a fresh directory per test (LMDB environments must never be
 // opened twice in one process) and a plain failure to throw.
+import FapiaoDomain
 import Foundation
 import Synchronization
 
@@ -43,5 +44,36 @@ public final class SteppingClock: Sendable {
 
     public var micros: @Sendable () -> Int64 {
         { [self] in now.withLock { $0 += 1_000; return $0 } }
+    }
+}
+
+/// Domain values written as literals in tests: a typo stops the test at once.
+public enum Literal {
+    public static func instant(_ text: String) -> Timestamp {
+        guard case .success(let time) = RFC3339.parse(text) else { preconditionFailure("bad test time \(text)") }
+        return time
+    }
+
+    public static func money(_ text: String) -> Money {
+        guard case .success(let money) = Money.parse(text) else { preconditionFailure("bad test amount \(text)") }
+        return money
+    }
+
+    /// An issued invoice for `key` (digital: 20 digits; legacy: CODE-NUMBER) with one line of
+    /// `amount` at 6%.
+    public static func issued(
+        _ key: String, at issuedAt: String, seller: String, sellerTaxId: String, buyer: String, buyerTaxId: String?, amount: String
+    ) -> DomainEvent {
+        let parts = key.split(separator: "-").map(String.init)
+        let isLegacy = parts.count == 2
+        let net = money(amount)
+        let tax = Money(fen: (net.fen * 6 + 50) / 100)
+        guard case .success(let rate) = TaxRate.parse("0.06"), case .success(let one) = ExactDecimal.parse("1"),
+              case .success(let price) = ExactDecimal.parse(amount) else { preconditionFailure("bad test line") }
+        let line = InvoiceLine(name: "*信息技术服务*技术服务费", quantity: one, unitPrice: price, amount: net, taxRate: rate, tax: tax)
+        return .invoiceIssued(InvoiceIssued(
+            number: isLegacy ? parts[1] : key, code: isLegacy ? parts[0] : nil, kind: isLegacy ? .vatSpecial : .digitalSpecial,
+            issuedAt: instant(issuedAt), seller: Party(name: seller, taxId: sellerTaxId), buyer: Party(name: buyer, taxId: buyerTaxId),
+            lines: [line], totalAmount: net, totalTax: tax, totalWithTax: net + tax))
     }
 }
