@@ -68,43 +68,55 @@ final class RowBuffer: @unchecked Sendable {
         }
     }
 
-    private var tables: [String: TableChanges] = [:]
+    /// The tables, by slot: a projection has a handful, so a linear search of their names (short
+    /// strings, compared in a word or two) beats hashing the name on every put.
+    private var names: [String] = []
+    private var tables: [TableChanges] = []
     /// The tables something was written out to: keys absent here may be stored there.
-    private var flushed: Set<String> = []
+    private var flushed: [Bool] = []
     /// A rough count of the memory the changes hold (keys, values and per-entry overhead).
     private(set) var approximateBytes = 0
     private static let entryOverhead = 96
 
     /// `flushed`: tables whose rows are already stored (reads fall through to them).
     init(tables names: [String], flushed: Set<String> = []) {
-        for name in names { tables[name] = TableChanges() }
-        self.flushed = flushed
+        for name in names + flushed.sorted() where !self.names.contains(name) {
+            self.names.append(name)
+            tables.append(TableChanges())
+            self.flushed.append(flushed.contains(name))
+        }
+    }
+
+    /// The slot of table `name`, added when it is new.
+    private func slot(_ name: String) -> Int {
+        if let slot = names.firstIndex(of: name) { return slot }
+        names.append(name)
+        tables.append(TableChanges())
+        flushed.append(false)
+        return names.count - 1
     }
 
     /// The tables something was written out to.
-    var flushedTables: Set<String> { flushed }
+    var flushedTables: Set<String> { Set(names.indices.filter { flushed[$0] }.map { names[$0] }) }
 
     /// The rows `table` holds here (the last change of each key, deleted ones left out), in no
     /// particular order.
     func rows(_ table: String) -> [[UInt8]] {
-        guard var changes = tables[table] else { return [] }
-        let map = changes.indexed()
-        tables[table] = changes
-        return map.values.compactMap { entry in
+        guard let slot = names.firstIndex(of: table) else { return [] }
+        return tables[slot].indexed().values.compactMap { entry in
             if case let .row(value) = entry { return value }
             return nil
         }
     }
 
     /// Whether rows of `table` were written out: a key absent here may be stored.
-    func hasFlushed(_ table: String) -> Bool { flushed.contains(table) }
+    func hasFlushed(_ table: String) -> Bool { names.firstIndex(of: table).map { flushed[$0] } ?? false }
 
     func lookup(_ table: String, _ key: [UInt8]) -> Lookup {
         // Nothing changed yet: nothing to find, and no map to build (a fold that reads each
         // row before it writes any, as a row cache does, keeps the cheaper log).
-        guard let changes = tables[table], changes.map != nil || !changes.log.isEmpty else { return .absent }
-        if changes.map == nil { _ = tables[table, default: TableChanges()].indexed() }
-        switch tables[table]?.map?[RowKey(bytes: key)] {
+        guard let slot = names.firstIndex(of: table), tables[slot].map != nil || !tables[slot].log.isEmpty else { return .absent }
+        switch tables[slot].indexed()[RowKey(bytes: key)] {
         case let .row(value)?: return .row(value)
         case .deleted?: return .deleted
         case nil: return .absent
@@ -112,35 +124,37 @@ final class RowBuffer: @unchecked Sendable {
     }
 
     func put(_ table: String, _ key: [UInt8], _ value: [UInt8]) {
-        record(table, key, .row(value))
+        record(slot(table), key, .row(value))
         approximateBytes += key.count + value.count + Self.entryOverhead
     }
 
     func delete(_ table: String, _ key: [UInt8]) {
-        record(table, key, .deleted)
+        record(slot(table), key, .deleted)
         approximateBytes += key.count + Self.entryOverhead
     }
 
-    private func record(_ table: String, _ key: [UInt8], _ entry: Entry) {
-        if tables[table]?.map != nil {
-            tables[table]!.map![RowKey(bytes: key)] = entry
+    private func record(_ slot: Int, _ key: [UInt8], _ entry: Entry) {
+        if tables[slot].map != nil {
+            tables[slot].map![RowKey(bytes: key)] = entry
         } else {
-            tables[table, default: TableChanges()].log.append(key, entry)
+            tables[slot].log.append(key, entry)
         }
     }
 
     /// Moves `other`'s changes after this buffer's (a rebuild's per-batch buffers into the
     /// one that is written out), leaving `other` empty.
     func absorb(_ other: RowBuffer) {
-        for (name, changes) in other.tables where !changes.isEmpty {
+        for (otherSlot, name) in other.names.enumerated() where !other.tables[otherSlot].isEmpty {
+            let changes = other.tables[otherSlot]
+            other.tables[otherSlot] = TableChanges()
+            let slot = slot(name)
             if let map = changes.map {
-                for (key, entry) in map { record(name, key.bytes, entry) }
-            } else if tables[name]?.map == nil {
-                tables[name, default: TableChanges()].log.append(contentsOf: changes.log)
+                for (key, entry) in map { record(slot, key.bytes, entry) }
+            } else if tables[slot].map == nil {
+                tables[slot].log.append(contentsOf: changes.log)
             } else {
-                for index in 0..<changes.log.count { record(name, changes.log.key(index), changes.log.entries[index]) }
+                for index in 0..<changes.log.count { record(slot, changes.log.key(index), changes.log.entries[index]) }
             }
-            other.tables[name] = TableChanges()
         }
         approximateBytes += other.approximateBytes
         other.approximateBytes = 0
@@ -150,7 +164,7 @@ final class RowBuffer: @unchecked Sendable {
     /// changes under the same prefix, in key order.
     func merge(_ table: String, prefix: [UInt8], stored: [[UInt8]]) -> [[UInt8]] {
         var keys = Set(stored.map { RowKey(bytes: $0) })
-        for (key, entry) in tables[table, default: TableChanges()].indexed() where key.bytes.starts(with: prefix) {
+        for (key, entry) in tables[slot(table)].indexed() where key.bytes.starts(with: prefix) {
             switch entry {
             case .row: keys.insert(key)
             case .deleted: keys.remove(key)
@@ -163,16 +177,17 @@ final class RowBuffer: @unchecked Sendable {
     /// each key, in key order.
     func drain() -> [SortedRun] {
         var runs: [SortedRun] = []
-        for name in tables.keys.sorted() {
-            guard let changes = tables[name], !changes.isEmpty else { continue }
-            tables[name] = TableChanges()
+        for (slot, name) in names.enumerated().sorted(by: { $0.element < $1.element }) {
+            let changes = tables[slot]
+            guard !changes.isEmpty else { continue }
+            tables[slot] = TableChanges()
             var log = changes.log
             if let map = changes.map {
                 log = ChangeLog()
                 for (key, entry) in map { log.append(key.bytes, entry) }
             }
-            runs.append(SortedRun(table: name, log: log, order: log.lastChangePerKey(), intoEmptyTable: !flushed.contains(name)))
-            flushed.insert(name)
+            runs.append(SortedRun(table: name, log: log, order: log.lastChangePerKey(), intoEmptyTable: !flushed[slot]))
+            flushed[slot] = true
         }
         approximateBytes = 0
         return runs
