@@ -8,11 +8,12 @@ DEMO_LEDGER ?= ./demo.ledger
 
 .PHONY: deps build test demo bench clean
 
-# LMDB (library, headers, pkg-config file) and its command-line tools (mdb_stat, mdb_dump).
+# LMDB (library, headers, pkg-config file) and its command-line tools (mdb_stat, mdb_dump);
+# jemalloc, the executables' allocator (Package.swift).
 deps:
-	@if ! pkg-config --exists lmdb 2>/dev/null || ! command -v mdb_stat >/dev/null 2>&1; then \
-		echo "installing liblmdb-dev lmdb-utils"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq liblmdb-dev lmdb-utils pkg-config; \
+	@if ! pkg-config --exists lmdb jemalloc 2>/dev/null || ! command -v mdb_stat >/dev/null 2>&1; then \
+		echo "installing liblmdb-dev lmdb-utils libjemalloc-dev"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq liblmdb-dev lmdb-utils libjemalloc-dev pkg-config; \
 	fi
 # Optional: the test suite validates docs/openapi.yaml with it, and skips that check without it.
 	@python3 -c "import openapi_spec_validator" 2>/dev/null || pip install -q openapi-spec-validator 2>/dev/null \

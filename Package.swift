@@ -5,6 +5,12 @@
 // `FapiaoDomain` is pure (no LMDB, no I/O) and is used by the ledger and the CLI.
 import PackageDescription
 
+/// The executables allocate with jemalloc (`libjemalloc-dev`), not glibc's malloc: a rebuild or an
+/// import makes and frees millions of small strings and arrays from two threads, and glibc's
+/// arenas spent about a tenth of the CPU on it (docs/performance.md, "Allocator"). Linked as a
+/// library, jemalloc's `malloc` and `free` take the place of the C library's for the whole process.
+let jemalloc: [LinkerSetting] = [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
+
 let package = Package(
     name: "fapiao",
     platforms: [.macOS(.v15)],
@@ -98,16 +104,18 @@ let package = Package(
                 "FapiaoDomain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            linkerSettings: jemalloc
         ),
         // Benchmark: ledger append/read figures against the raw-LMDB ceiling, same run.
         .executableTarget(
             name: "ledger-bench",
             dependencies: ["Ledger", "LMDB", "CLMDB"],
-            path: "tools/ledger-bench"
+            path: "tools/ledger-bench",
+            linkerSettings: jemalloc
         ),
         // Benchmark: importing CloudEvents JSON Lines (validate, spool, append) against the parse-only ceiling.
-        .executableTarget(name: "import-bench", dependencies: ["Ingestion", "Ledger", "FapiaoDomain"], path: "tools/import-bench"),
+        .executableTarget(name: "import-bench", dependencies: ["Ingestion", "Ledger", "FapiaoDomain"], path: "tools/import-bench", linkerSettings: jemalloc),
         // The realistic data generator: Beijing invoices, their failures, and what `why` should answer.
         .target(name: "Generator", dependencies: ["FapiaoDomain"]),
         .executableTarget(name: "fapiao-gen", dependencies: ["Generator", "FapiaoDomain", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "tools/generator"),
@@ -118,12 +126,13 @@ let package = Package(
             path: "tools/ledger-torture"
         ),
         // Benchmark: `audit verify` over a 1M-event ledger against raw SHA-256 over the same bytes.
-        .executableTarget(name: "audit-bench", dependencies: ["Audit", "Ledger"], path: "tools/audit-bench"),
+        .executableTarget(name: "audit-bench", dependencies: ["Audit", "Ledger"], path: "tools/audit-bench", linkerSettings: jemalloc),
         // Benchmark: projections and forensics on a generated Beijing ledger.
         .executableTarget(
             name: "forensics-bench",
             dependencies: ["Forensics", "Projections", "Ingestion", "Ledger", "FapiaoDomain", "Generator"],
-            path: "tools/forensics-bench"
+            path: "tools/forensics-bench",
+            linkerSettings: jemalloc
         ),
         // Benchmark: HTTP ingestion of 100-event batches against the in-process append rate, same run.
         .executableTarget(
@@ -132,7 +141,8 @@ let package = Package(
                 "Server", "Ledger", "Ingestion", "FapiaoDomain", "Generator",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            path: "tools/server-bench"
+            path: "tools/server-bench",
+            linkerSettings: jemalloc
         ),
         // What the test targets share (temporary directories, failures). Only tests use it.
         .target(name: "TestSupport", dependencies: ["FapiaoDomain"], path: "Tests/TestSupport"),

@@ -19,6 +19,15 @@ struct CLITests {
         #expect(result.stdout.contains("check"))
     }
 
+    /// The executable allocates with jemalloc (Package.swift): asked to, jemalloc prints its
+    /// statistics at exit, which glibc's malloc would not.
+    @Test func allocatesWithJemalloc() throws {
+        let dir = TemporaryDirectory("cli")
+        let result = try FapiaoCLI.run(["--help"], in: dir, environment: ["MALLOC_CONF": "stats_print:true"])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("jemalloc statistics"), "\(result.stderr.prefix(200))")
+    }
+
     @Test func importTheSampleThenAgain() throws {
         let dir = TemporaryDirectory("cli")
         let first = try FapiaoCLI.run(["import", Self.samplePath, "--ledger", dir.ledgerPath], in: dir)
