@@ -61,7 +61,7 @@ final class RowBuffer: @unchecked Sendable {
         mutating func indexed() -> [RowKey: Entry] {
             if let map { return map }
             var built = [RowKey: Entry](minimumCapacity: log.count)
-            for index in 0..<log.count { built[RowKey(bytes: log.key(index))] = log.entries[index] }
+            for index in 0..<log.count { built[RowKey(bytes: log.key(index))] = log.entry(index) }
             log = ChangeLog()
             map = built
             return built
@@ -153,7 +153,7 @@ final class RowBuffer: @unchecked Sendable {
             } else if tables[slot].map == nil {
                 tables[slot].log.append(contentsOf: changes.log)
             } else {
-                for index in 0..<changes.log.count { record(slot, changes.log.key(index), changes.log.entries[index]) }
+                for index in 0..<changes.log.count { record(slot, changes.log.key(index), changes.log.entry(index)) }
             }
         }
         approximateBytes += other.approximateBytes
@@ -186,7 +186,7 @@ final class RowBuffer: @unchecked Sendable {
                 log = ChangeLog()
                 for (key, entry) in map { log.append(key.bytes, entry) }
             }
-            runs.append(SortedRun(table: name, log: log, order: log.lastChangePerKey(), intoEmptyTable: !flushed[slot]))
+            runs.append(SortedRun(table: name, log: log, order: log.lastChangesPerKey(), intoEmptyTable: !flushed[slot]))
             flushed[slot] = true
         }
         approximateBytes = 0
@@ -194,36 +194,64 @@ final class RowBuffer: @unchecked Sendable {
     }
 }
 
-/// Changes in the order made: every key's bytes in one array (no allocation per key).
+/// Changes in the order made, every key and value in one array (no allocation per change).
+///
+/// Why one array: writing out reads the changes in key order, that is in no order in memory,
+/// and a change that was a span, an entry and a value array of its own cost three or four cache
+/// misses on LMDB's single writer thread, most of its time. Here a change is its key and value
+/// side by side, and the sort hands the writer their places in key order.
 struct ChangeLog {
-    private(set) var keyBytes: [UInt8] = []
-    private(set) var keySpans: [(offset: Int, count: Int)] = []
-    private(set) var entries: [RowBuffer.Entry] = []
+    /// Where one change's key and then its value are in `bytes`.
+    struct Change {
+        var offset: Int
+        var keyCount: Int32
+        /// Negative: the key is deleted.
+        var valueCount: Int32
+    }
 
-    var count: Int { entries.count }
-    var isEmpty: Bool { entries.isEmpty }
+    private(set) var bytes: [UInt8] = []
+    private(set) var changes: [Change] = []
+
+    var count: Int { changes.count }
+    var isEmpty: Bool { changes.isEmpty }
 
     mutating func append(_ key: [UInt8], _ entry: RowBuffer.Entry) {
-        keySpans.append((keyBytes.count, key.count))
-        keyBytes.append(contentsOf: key)
-        entries.append(entry)
+        let offset = bytes.count
+        bytes.append(contentsOf: key)
+        switch entry {
+        case let .row(value):
+            bytes.append(contentsOf: value)
+            changes.append(Change(offset: offset, keyCount: Int32(key.count), valueCount: Int32(value.count)))
+        case .deleted:
+            changes.append(Change(offset: offset, keyCount: Int32(key.count), valueCount: -1))
+        }
     }
 
     mutating func append(contentsOf other: ChangeLog) {
-        let base = keyBytes.count
-        keyBytes.append(contentsOf: other.keyBytes)
-        keySpans.append(contentsOf: other.keySpans.lazy.map { (base + $0.offset, $0.count) })
-        entries.append(contentsOf: other.entries)
+        let base = bytes.count
+        bytes.append(contentsOf: other.bytes)
+        changes.append(contentsOf: other.changes.lazy.map { Change(offset: base + $0.offset, keyCount: $0.keyCount, valueCount: $0.valueCount) })
     }
 
     func key(_ index: Int) -> [UInt8] {
-        let span = keySpans[index]
-        return Array(keyBytes[span.offset..<(span.offset + span.count)])
+        withKey(index) { Array($0) }
+    }
+
+    func entry(_ index: Int) -> RowBuffer.Entry {
+        let change = changes[index]
+        guard change.valueCount >= 0 else { return .deleted }
+        let start = change.offset + Int(change.keyCount)
+        return .row(Array(bytes[start..<(start + Int(change.valueCount))]))
     }
 
     func withKey<T>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
-        let span = keySpans[index]
-        return try keyBytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[span.offset..<(span.offset + span.count)])) }
+        let change = changes[index]
+        return try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[change.offset..<(change.offset + Int(change.keyCount))])) }
+    }
+
+    /// The last change of each key, in key order.
+    func lastChangesPerKey() -> [Change] {
+        lastChangePerKey().map { changes[$0] }
     }
 
     /// The indices of the last change of each key, in key order. The sort compares the first 24
@@ -236,10 +264,10 @@ struct ChangeLog {
             var low: UInt64
             var index: Int
         }
-        return keyBytes.withUnsafeBytes { bytes -> [Int] in
+        return bytes.withUnsafeBytes { bytes -> [Int] in
             func key(_ index: Int) -> UnsafeRawBufferPointer {
-                let span = keySpans[index]
-                return UnsafeRawBufferPointer(rebasing: bytes[span.offset..<(span.offset + span.count)])
+                let change = changes[index]
+                return UnsafeRawBufferPointer(rebasing: bytes[change.offset..<(change.offset + Int(change.keyCount))])
             }
             func compare(_ a: Int, _ b: Int) -> Int32 { RowKey.compare(key(a), key(b)) }
             var items = [Item]()
@@ -276,8 +304,8 @@ struct ChangeLog {
 struct SortedRun: @unchecked Sendable {
     var table: String
     var log: ChangeLog
-    /// Indices into `log`: the last change of each key, in key order.
-    var order: [Int]
+    /// The last change of each key, in key order (places in `log.bytes`).
+    var order: [ChangeLog.Change]
     /// The table is empty: rows can be appended (`MDB_APPEND`, which also checks the order).
     var intoEmptyTable: Bool
 
@@ -288,17 +316,17 @@ struct SortedRun: @unchecked Sendable {
     /// the last one went, without a descent from the root.
     func write(_ range: Range<Int>, to table: Table, in txn: Transaction) throws {
         try txn.withCursor(table) { cursor in
-            try log.keyBytes.withUnsafeBytes { keys in
-                for index in order[range] {
-                    let span = log.keySpans[index]
-                    let key = UnsafeRawBufferPointer(rebasing: keys[span.offset..<(span.offset + span.count)])
-                    switch log.entries[index] {
-                    case let .row(value):
-                        try value.withUnsafeBytes { value in
+            try log.bytes.withUnsafeBytes { bytes in
+                try order.withUnsafeBufferPointer { order in
+                    for change in order[range] {
+                        let valueStart = change.offset + Int(change.keyCount)
+                        let key = UnsafeRawBufferPointer(rebasing: bytes[change.offset..<valueStart])
+                        if change.valueCount >= 0 {
+                            let value = UnsafeRawBufferPointer(rebasing: bytes[valueStart..<(valueStart + Int(change.valueCount))])
                             try cursor.put(key: key, value: value, flags: intoEmptyTable ? [.append] : [])
+                        } else if !intoEmptyTable, try cursor.seek(exactly: key) != nil {
+                            try cursor.deleteCurrent()
                         }
-                    case .deleted:
-                        if !intoEmptyTable, try cursor.seek(exactly: key) != nil { try cursor.deleteCurrent() }
                     }
                 }
             }
