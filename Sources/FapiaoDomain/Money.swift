@@ -96,7 +96,7 @@ public struct ExactDecimal: Sendable, Hashable, CustomStringConvertible {
     /// Parses a plain decimal such as `"3"`, `"-1.5"` or `"0.1234567890123"`.
     public static func parse(_ text: String, decimalsMax: Int = quantityDecimalsMax) -> Result<ExactDecimal, AmountProblem> {
         DecimalText.parse(text, fractionDigitsMax: decimalsMax, integerDigitsMax: digitsMax).flatMap { decimal in
-            let digits = String(decimal.significand.magnitude).count
+            let digits = decimalDigits(decimal.significand.magnitude)
             guard digits <= digitsMax else { return .failure(.tooManyDigits(digits, max: digitsMax)) }
             return .success(decimal)
         }
@@ -144,6 +144,27 @@ public struct ExactDecimal: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// 10^exponent as Int128, for exponents 0...38.
+/// How many decimal digits `value` has (one for zero): what `String(value).count` counts,
+/// without making the string (an invoice's every quantity and unit price is counted).
+func decimalDigits(_ value: UInt128) -> Int {
+    if let small = UInt64(exactly: value) {
+        var rest = small
+        var digits = 1
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        return digits
+    }
+    var rest = value
+    var digits = 1
+    while rest >= 10 {
+        rest /= 10
+        digits += 1
+    }
+    return digits
+}
+
 func power10(_ exponent: Int) -> Int128 {
     precondition((0...38).contains(exponent), "10^\(exponent) does not fit in Int128")
     var result: Int128 = 1
@@ -163,7 +184,16 @@ func roundHalfAwayFromZero(_ value: Int128, droppingDigits count: Int) -> Int128
 /// The grammar shared by amounts and quantities: `-?(0|[1-9][0-9]*)(\.[0-9]+)?`.
 enum DecimalText {
     static func parse(_ text: String, fractionDigitsMax: Int, integerDigitsMax: Int) -> Result<ExactDecimal, AmountProblem> {
-        var bytes = Array(text.utf8)[...]
+        // Read in place: amounts, quantities and rates are parsed for every line of every
+        // invoice a projection folds, and a copy of the bytes was an allocation each.
+        var utf8 = text
+        return utf8.withUTF8 { all in
+            parse(UnsafeRawBufferPointer(all)[...], text: text, fractionDigitsMax: fractionDigitsMax, integerDigitsMax: integerDigitsMax)
+        }
+    }
+
+    private static func parse(_ all: Slice<UnsafeRawBufferPointer>, text: String, fractionDigitsMax: Int, integerDigitsMax: Int) -> Result<ExactDecimal, AmountProblem> {
+        var bytes = all
         guard !bytes.isEmpty else { return .failure(.empty) }
         let negative = bytes.first == UInt8(ascii: "-")
         if negative { bytes = bytes.dropFirst() }
@@ -188,12 +218,14 @@ enum DecimalText {
         return body.first { !($0.isASCII && ($0.isWholeNumber || $0 == ".")) } ?? "?"
     }
 
-    private static func problem(integer: ArraySlice<UInt8>, fraction: ArraySlice<UInt8>, hasPoint: Bool) -> AmountProblem? {
-        for part in [integer, fraction] {
-            for byte in part where !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
-                if byte | 0x20 == UInt8(ascii: "e") { return .exponent }
-                return .unexpectedCharacter(Character(Unicode.Scalar(byte)))
-            }
+    private static func problem(integer: Slice<UnsafeRawBufferPointer>, fraction: Slice<UnsafeRawBufferPointer>, hasPoint: Bool) -> AmountProblem? {
+        for byte in integer where !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+            if byte | 0x20 == UInt8(ascii: "e") { return .exponent }
+            return .unexpectedCharacter(Character(Unicode.Scalar(byte)))
+        }
+        for byte in fraction where !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+            if byte | 0x20 == UInt8(ascii: "e") { return .exponent }
+            return .unexpectedCharacter(Character(Unicode.Scalar(byte)))
         }
         if integer.isEmpty || (hasPoint && fraction.isEmpty) { return .missingDigits }
         if integer.count > 1 && integer.first == UInt8(ascii: "0") { return .leadingZero }

@@ -65,6 +65,16 @@ struct MoneyTests {
         #expect(ExactDecimal.parse("1.50").map(\.description) == .success("1.5"))
         #expect(ExactDecimal.parse("0.12345678901234") == .failure(.tooManyDecimals(14, max: 13)))
         #expect(ExactDecimal.parse("12345678901234567890") == .failure(.tooManyDigits(20, max: 19)))
+        // Significant digits, integer and fraction together (leading zeros do not count).
+        #expect(ExactDecimal.parse("1234567.1234567890123") == .failure(.tooManyDigits(20, max: 19)))
+        #expect(ExactDecimal.parse("123456.1234567890123").map(\.description) == .success("123456.1234567890123"))
+        #expect(ExactDecimal.parse("0.0000000000001").map(\.description) == .success("0.0000000000001"))
+        #expect(decimalDigits(0) == 1)
+        #expect(decimalDigits(9) == 1)
+        #expect(decimalDigits(10) == 2)
+        #expect(decimalDigits(UInt128(UInt64.max)) == 20)
+        #expect(decimalDigits(UInt128(UInt64.max) + 1) == 20)
+        #expect(decimalDigits(UInt128.max) == String(UInt128.max).count)
     }
 
     /// The tolerance comparison is exact even at 26 decimal places.
