@@ -418,12 +418,20 @@ extension ProjectionEngine {
     }
 
     /// Writes the buffers out in key order, a bounded number of rows per transaction. Each
-    /// projection's buffer is sorted on a task of its own, off the writer thread, and written as
+    /// projection's buffer is sorted on a thread of its own, off the writer thread, and written as
     /// soon as it is sorted, while the others are still sorting.
     private func writeOut(_ buffers: [RowBuffer], tables: [[String: Table]]) async throws {
         let rowsPerTransaction = rebuildLimits.rowsPerTransaction
         try await withThrowingTaskGroup(of: (Int, [SortedRun]).self) { group in
-            for index in buffers.indices { group.addTask { (index, buffers[index].drain()) } }
+            // Threads, not tasks: sorts on every thread of the task pool would keep this task
+            // from handing the first sorted buffer to the writer until a second one is sorted.
+            for index in buffers.indices {
+                group.addTask {
+                    await withCheckedContinuation { done in
+                        Thread { done.resume(returning: (index, buffers[index].drain())) }.start()
+                    }
+                }
+            }
             for try await (index, runs) in group {
                 var slices: [(run: SortedRun, range: Range<Int>)] = []
                 for run in runs {
