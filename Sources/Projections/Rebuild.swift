@@ -271,7 +271,10 @@ extension ProjectionEngine {
 
         /// The event type a record's type names (nil: not one of the contract's).
         mutating func eventType(_ bytes: UnsafeRawBufferPointer) -> EventType? {
-            if let known = types.first(where: { $0.bytes.elementsEqual(bytes) }) { return known.type }
+            for known in types where known.bytes.count == bytes.count {
+                let same = known.bytes.withUnsafeBytes { stored in bytes.isEmpty || memcmp(stored.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
+                if same { return known.type }
+            }
             let type = EventType(rawValue: String(decoding: bytes, as: UTF8.self))
             if types.count < 64 { types.append((Array(bytes), type)) }
             return type

@@ -254,47 +254,63 @@ struct ChangeLog {
         lastChangePerKey().map { changes[$0] }
     }
 
-    /// The indices of the last change of each key, in key order. The sort compares the first 24
-    /// key bytes as three integers, and only ties byte by byte (index keys begin with a field
-    /// name: 16 bytes would leave many ties).
+    /// The indices of the last change of each key, in key order (LMDB's: bytes, then the shorter
+    /// first).
+    ///
+    /// A multikey sort: the changes are sorted by their first 24 key bytes, taken as three
+    /// integers; each run of changes whose 24 bytes are equal is sorted by the next 24, and so on.
+    /// Index keys share long beginnings (a field name, a date, a company's name), and comparing
+    /// them byte by byte from the start was most of a write-out's sorting.
     func lastChangePerKey() -> [Int] {
         struct Item {
-            var high: UInt64
-            var middle: UInt64
-            var low: UInt64
+            /// The key's bytes in the window being sorted by, zero past its end.
+            var words: (UInt64, UInt64, UInt64)
+            var keyCount: Int
             var index: Int
         }
+        let window = 24
         return bytes.withUnsafeBytes { bytes -> [Int] in
-            func key(_ index: Int) -> UnsafeRawBufferPointer {
+            func words(_ index: Int, level: Int) -> (UInt64, UInt64, UInt64) {
                 let change = changes[index]
-                return UnsafeRawBufferPointer(rebasing: bytes[change.offset..<(change.offset + Int(change.keyCount))])
+                let from = change.offset + level * window
+                let to = change.offset + min(Int(change.keyCount), (level + 1) * window)
+                var padded: (UInt64, UInt64, UInt64) = (0, 0, 0)
+                if from < to {
+                    withUnsafeMutableBytes(of: &padded) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[from..<to])) }
+                }
+                return (UInt64(bigEndian: padded.0), UInt64(bigEndian: padded.1), UInt64(bigEndian: padded.2))
             }
-            func compare(_ a: Int, _ b: Int) -> Int32 { RowKey.compare(key(a), key(b)) }
-            var items = [Item]()
-            items.reserveCapacity(count)
-            for index in 0..<count {
-                var prefix: (UInt64, UInt64, UInt64) = (0, 0, 0)
-                let k = key(index)
-                withUnsafeMutableBytes(of: &prefix) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: k.prefix(24))) }
-                items.append(Item(high: UInt64(bigEndian: prefix.0), middle: UInt64(bigEndian: prefix.1), low: UInt64(bigEndian: prefix.2), index: index))
-            }
-            items.sort { a, b in
-                if a.high != b.high { return a.high < b.high }
-                if a.middle != b.middle { return a.middle < b.middle }
-                if a.low != b.low { return a.low < b.low }
-                let order = compare(a.index, b.index)
-                return order != 0 ? order < 0 : a.index < b.index
+            var items = (0..<count).map { Item(words: words($0, level: 0), keyCount: Int(changes[$0].keyCount), index: $0) }
+            // A change superseded by a later one to the same key.
+            var superseded = [Bool](repeating: false, count: items.count)
+            var pending: [(range: Range<Int>, level: Int)] = [(0..<items.count, 0)]
+            while let (range, level) = pending.popLast() {
+                if level > 0 {
+                    for position in range { items[position].words = words(items[position].index, level: level) }
+                }
+                items[range].sort { $0.words < $1.words }
+                var start = range.lowerBound
+                while start < range.upperBound {
+                    var end = start + 1
+                    while end < range.upperBound && items[end].words == items[start].words { end += 1 }
+                    if end - start > 1 {
+                        if items[start..<end].contains(where: { $0.keyCount > (level + 1) * window }) {
+                            pending.append((start..<end, level + 1))
+                        } else {
+                            // Every key ends in this window and the bytes are equal: shorter keys
+                            // first, and the changes to one key in the order made.
+                            items[start..<end].sort { ($0.keyCount, $0.index) < ($1.keyCount, $1.index) }
+                            for position in start..<(end - 1) where items[position].keyCount == items[position + 1].keyCount {
+                                superseded[position] = true
+                            }
+                        }
+                    }
+                    start = end
+                }
             }
             var out: [Int] = []
             out.reserveCapacity(items.count)
-            for (position, item) in items.enumerated() {
-                // Keep a change when the next one is to another key.
-                if position + 1 < items.count {
-                    let next = items[position + 1]
-                    if next.high == item.high && next.middle == item.middle && next.low == item.low && compare(next.index, item.index) == 0 { continue }
-                }
-                out.append(item.index)
-            }
+            for position in items.indices where !superseded[position] { out.append(items[position].index) }
             return out
         }
     }

@@ -18,6 +18,29 @@ import Testing
         }
     }
 
+    /// The write-out's sort against a plain one: keys that share 20 to 70 bytes before they differ
+    /// (the sort goes 24 bytes at a time), hold zero bytes, are prefixes of each other, and are
+    /// changed several times.
+    @Test func lastChangePerKeyAgreesWithAPlainSort() async {
+        await propertyCheck(count: 200, input: Gen.int(in: 0...Int.max).array(of: 0...300)) { codes in
+            let shared = Array(repeating: UInt8(0x61), count: 70)
+            let alphabet: [UInt8] = [0, 1, 0x61, 0xff]
+            var log = ChangeLog()
+            var keys: [[UInt8]] = []
+            for code in codes {
+                let prefix = [0, 20, 23, 24, 25, 47, 48, 49, 70][code % 9]
+                var key = Array(shared.prefix(prefix))
+                for shift in 0..<(code / 9 % 4) { key.append(alphabet[(code >> (8 + 2 * shift)) & 3]) }
+                keys.append(key)
+                log.append(key, code % 5 == 0 ? .deleted : .row([UInt8(code & 0xff)]))
+            }
+            var last: [[UInt8]: Int] = [:]
+            for (index, key) in keys.enumerated() { last[key] = index }
+            let expected = last.sorted { RowKey.compare($0.key, $1.key) < 0 }.map(\.value)
+            #expect(log.lastChangePerKey() == expected)
+        }
+    }
+
     /// Keys from a small alphabet (so they collide, share prefixes and sort around each other),
     /// values that say when they were written.
     private static func key(_ code: Int) -> [UInt8] {
