@@ -18,7 +18,7 @@ extension DecodedBatch.Item {
 // MARK: - invoice_state
 
 /// Per invoice key: the current state as each observer saw it (`InvoiceState`, JSON).
-public struct InvoiceStateProjection: StreamPartitionedProjection {
+public struct InvoiceStateProjection: RowHandingProjection {
     public static let name = "invoice_state"
     public var name: String { Self.name }
     /// 2: rows say which position set the issuer status.
@@ -31,6 +31,16 @@ public struct InvoiceStateProjection: StreamPartitionedProjection {
     public var eventTypes: Set<EventType>? { Set(EventType.allCases.filter { $0.streamKind == .invoice }) }
 
     public func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
+        try fold(batch, in: store).flush(to: store, table: "rows")
+    }
+
+    public var handedTable: String { "rows" }
+
+    public func applyHandingRows(_ batch: DecodedBatch, to store: ProjectionStore) throws -> [(key: String, row: SourceRow)] {
+        try fold(batch, in: store).flushHandingRows(to: store, table: "rows")
+    }
+
+    private func fold(_ batch: DecodedBatch, in store: ProjectionStore) throws -> RowCache<InvoiceState> {
         var cache = RowCache<InvoiceState>()
         for item in batch.items where item.isInvoiceEvent {
             guard let event = item.event else { continue }
@@ -39,7 +49,7 @@ public struct InvoiceStateProjection: StreamPartitionedProjection {
                 InvoiceFold.apply(event, record: item.record, to: &state)
             }
         }
-        try cache.flush(to: store, table: "rows")
+        return cache
     }
 
     public static func row(_ key: String, in snapshot: ProjectionSnapshot) throws -> InvoiceState? {
@@ -214,10 +224,10 @@ public struct StatusViewsProjection: DerivableProjection {
         try systems.flush(to: store, table: "systems")
     }
 
-    public func derive(fromRows rows: [[UInt8]], to store: ProjectionStore) throws {
+    public func derive(fromRows rows: [SourceRow], to store: ProjectionStore) throws {
         var requiresReview: [String: Bool] = [:]
-        for bytes in rows {
-            let state = try InvoiceState.fromRow(bytes)
+        for row in rows {
+            let state = try (row.value as? InvoiceState) ?? InvoiceState.fromRow(row.bytes)
             let keyBytes = Array(state.key.utf8)
             try store.put("state", key: keyBytes, value: state.keptForViews().rowBytes())
             for system in state.systems.keys.sorted() {

@@ -51,9 +51,31 @@ public protocol DerivableProjection: Projection {
     func applyUnderived(_ batch: DecodedBatch, to store: ProjectionStore) throws
     /// The only event types `applyUnderived` does anything with (nil: any).
     var underivedEventTypes: Set<EventType>? { get }
-    /// Adds the rows that `rows` (final rows of the source table, values only, in no particular
-    /// order, each once) give, after `applyUnderived` has seen every record.
-    func derive(fromRows rows: [[UInt8]], to store: ProjectionStore) throws
+    /// Adds the rows that `rows` (final rows of the source table, in no particular order, each
+    /// once) give, after `applyUnderived` has seen every record.
+    func derive(fromRows rows: [SourceRow], to store: ProjectionStore) throws
+}
+
+/// A final row of a derivation's source table: its bytes, and the value they encode when the
+/// source's fold handed it over (`RowHandingProjection`), so that it need not be decoded again.
+public struct SourceRow: @unchecked Sendable {
+    public var bytes: [UInt8]
+    /// Nil: decode `bytes`.
+    public var value: Any?
+
+    public init(bytes: [UInt8], value: Any? = nil) {
+        self.bytes = bytes
+        self.value = value
+    }
+}
+
+/// A source of derivations whose fold can hand a rebuild the rows it wrote to the derived-from
+/// table with the values they encode (`invoice_state`: each invoice's state).
+public protocol RowHandingProjection: StreamPartitionedProjection {
+    /// The table whose rows `applyHandingRows` returns.
+    var handedTable: String { get }
+    /// `apply`, returning the rows it put into `handedTable`, in the order put.
+    func applyHandingRows(_ batch: DecodedBatch, to store: ProjectionStore) throws -> [(key: String, row: SourceRow)]
 }
 
 /// A projection whose rows are folded per stream: the rows it writes for a stream's events are

@@ -223,6 +223,14 @@ extension ProjectionEngine {
         var derived: Set<Int>
         var total: UInt64
 
+        /// `apply` for a source that hands its rows over (nil: it does not).
+        func applyHandingRows(_ batch: DecodedBatch, index: Int, buffer: RowBuffer, ledger: Ledger) throws -> [(key: String, row: SourceRow)]? {
+            guard let source = targets[index] as? any RowHandingProjection else { return nil }
+            return try ledger.read { txn in
+                try source.applyHandingRows(batch, to: ProjectionStore(transaction: txn, handles: tables[index], buffer: buffer, ledger: ledger))
+            }
+        }
+
         /// Folds `batch` into target `index` through `buffer`.
         func apply(_ batch: DecodedBatch, index: Int, buffer: RowBuffer, ledger: Ledger) throws {
             try ledger.read { txn in
@@ -382,16 +390,39 @@ extension ProjectionEngine {
                             for index in indices { scratches[index] = RowBuffer(tables: plan.targets[index].tables.map(\.name)) }
                             // One stream longer than a group is folded a group's worth at a time,
                             // into the same buffers (they read back what the last batch wrote).
+                            // The rows the derivations' sources hand over, by source (a stream folded
+                            // in several batches is handed over after each: the last one is final).
+                            var handed: [Int: [(key: String, row: SourceRow)]] = [:]
+                            var batches = 0
                             for batchStart in stride(from: 0, to: positions.count, by: groupEvents) {
                                 let slice = Array(positions[batchStart..<min(batchStart + groupEvents, positions.count)])
                                 let batch = DecodedBatch(records: try ledger.records(at: slice))
-                                for index in indices { try plan.apply(batch, index: index, buffer: scratches[index]!, ledger: ledger) }
+                                batches += 1
+                                for index in indices {
+                                    if derivations.contains(where: { $0.source == index }), let rows = try plan.applyHandingRows(batch, index: index, buffer: scratches[index]!, ledger: ledger) {
+                                        handed[index, default: []] += rows
+                                    } else {
+                                        try plan.apply(batch, index: index, buffer: scratches[index]!, ledger: ledger)
+                                    }
+                                }
                             }
                             // These streams' rows are final: derive from them.
                             for (index, source) in derivations {
                                 guard let derivable = plan.targets[index] as? any DerivableProjection else { continue }
                                 let scratch = RowBuffer(tables: derivable.tables.map(\.name), flushed: flushedBefore[index] ?? [])
-                                let rows = scratches[source]!.rows(derivable.derivedFrom.table)
+                                let rows: [SourceRow]
+                                if let given = handed[source], let handing = plan.targets[source] as? any RowHandingProjection, handing.handedTable == derivable.derivedFrom.table {
+                                    // Each key once: its last row (only a stream folded in several batches repeats).
+                                    if batches == 1 {
+                                        rows = given.map(\.row)
+                                    } else {
+                                        var last: [String: Int] = [:]
+                                        for (offset, entry) in given.enumerated() { last[entry.key] = offset }
+                                        rows = last.values.sorted().map { given[$0].row }
+                                    }
+                                } else {
+                                    rows = scratches[source]!.rows(derivable.derivedFrom.table).map { SourceRow(bytes: $0) }
+                                }
                                 try ledger.read { txn in
                                     try derivable.derive(fromRows: rows, to: ProjectionStore(transaction: txn, handles: plan.tables[index], buffer: scratch, ledger: ledger))
                                 }

@@ -40,6 +40,18 @@ struct RowCache<Row: RowCodable> {
             try store.put(table, key: Array(keys[index].utf8), value: values[index].rowBytes())
         }
     }
+
+    /// `flush`, returning each row written with its value.
+    func flushHandingRows(to store: ProjectionStore, table: String) throws -> [(key: String, row: SourceRow)] {
+        var rows: [(key: String, row: SourceRow)] = []
+        rows.reserveCapacity(values.count)
+        for index in values.indices {
+            let bytes = values[index].rowBytes()
+            try store.put(table, key: Array(keys[index].utf8), value: bytes)
+            rows.append((keys[index], SourceRow(bytes: bytes, value: values[index])))
+        }
+        return rows
+    }
 }
 
 enum RowEncoding {
