@@ -462,7 +462,8 @@ public struct AccessRow: Codable, Sendable, Equatable {
 public struct AccessProjection: Projection {
     public static let name = "access"
     public var name: String { Self.name }
-    public var version: Int { 1 }
+    /// 2: binary rows.
+    public var version: Int { 2 }
     public var tables: [ProjectionTableSpec] { [ProjectionTableSpec("rows")] }
 
     public init() {}
@@ -503,7 +504,7 @@ public struct AccessProjection: Projection {
 
     public static func row(system: String, user: String, in snapshot: ProjectionSnapshot) throws -> AccessRow? {
         guard let (store, _) = try snapshot.store(name), let bytes = try store.get("rows", key: Array(key(system: system, user: user).utf8)) else { return nil }
-        return try RowEncoding.decode(AccessRow.self, bytes)
+        return try AccessRow.fromRow(bytes)
     }
 }
 

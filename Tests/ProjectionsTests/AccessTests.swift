@@ -14,6 +14,22 @@ import Testing
         return ("system/\(system)/user/\(user)", granted ? .accessGranted(change) : .accessRevoked(change))
     }
 
+    /// Rows are binary (v2): every field comes back, all-sellers (nil) and an empty list stay
+    /// apart, and a cut or padded row is refused.
+    @Test func rowBytesRoundTrip() throws {
+        var row = AccessRow(system: "北京-finance", user: "chen.jing")
+        row.changes = [
+            .init(position: 1, at: -5, granted: true, sellerTaxIds: nil),
+            .init(position: 300, at: 1_733_000_000_000_000, granted: false, sellerTaxIds: []),
+            .init(position: UInt64.max, at: Int64.min, granted: true, sellerTaxIds: [Self.seller, Self.otherSeller]),
+        ]
+        let bytes = row.rowBytes()
+        #expect(try AccessRow.fromRow(bytes) == row)
+        #expect(throws: RowDecodingError.self) { try AccessRow.fromRow(Array(bytes.dropLast())) }
+        #expect(throws: RowDecodingError.self) { try AccessRow.fromRow(bytes + [0]) }
+        #expect(try AccessRow.fromRow(AccessRow(system: "s", user: "u").rowBytes()).changes.isEmpty)
+    }
+
     @Test func scopeAsOfEachPosition() async throws {
         let directory = TemporaryDirectory()
         try await withEngine(at: directory.ledgerPath, mode: .inline) { ledger, engine in
