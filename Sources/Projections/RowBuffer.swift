@@ -61,7 +61,7 @@ final class RowBuffer: @unchecked Sendable {
         mutating func indexed() -> [RowKey: Entry] {
             if let map { return map }
             var built = [RowKey: Entry](minimumCapacity: log.count)
-            for index in 0..<log.count { built[RowKey(bytes: log.key(index))] = log.entry(index) }
+            for index in log.indices { built[RowKey(bytes: log.key(index))] = log.entry(index) }
             log = ChangeLog()
             map = built
             return built
@@ -153,7 +153,7 @@ final class RowBuffer: @unchecked Sendable {
             } else if tables[slot].map == nil {
                 tables[slot].log.append(contentsOf: changes.log)
             } else {
-                for index in 0..<changes.log.count { record(slot, changes.log.key(index), changes.log.entry(index)) }
+                for index in changes.log.indices { record(slot, changes.log.key(index), changes.log.entry(index)) }
             }
         }
         approximateBytes += other.approximateBytes
@@ -201,7 +201,7 @@ final class RowBuffer: @unchecked Sendable {
 /// misses on LMDB's single writer thread, most of its time. Here a change is its key and value
 /// side by side, and the sort hands the writer their places in key order.
 struct ChangeLog {
-    /// Where one change's key and then its value are in `bytes`.
+    /// Where one change's key and then its value are in its segment's `bytes`.
     struct Change {
         var offset: Int
         var keyCount: Int32
@@ -209,28 +209,52 @@ struct ChangeLog {
         var valueCount: Int32
     }
 
-    private(set) var bytes: [UInt8] = []
-    private(set) var changes: [Change] = []
-
-    var count: Int { changes.count }
-    var isEmpty: Bool { changes.isEmpty }
-
-    mutating func append(_ key: [UInt8], _ entry: RowBuffer.Entry) {
-        let offset = bytes.count
-        bytes.append(contentsOf: key)
-        switch entry {
-        case let .row(value):
-            bytes.append(contentsOf: value)
-            changes.append(Change(offset: offset, keyCount: Int32(key.count), valueCount: Int32(value.count)))
-        case .deleted:
-            changes.append(Change(offset: offset, keyCount: Int32(key.count), valueCount: -1))
-        }
+    /// Changes made one after another. A log appended to another hands its segments over, so a
+    /// rebuild's per-group buffers join the large ones without copying their bytes.
+    struct Segment {
+        var bytes: [UInt8] = []
+        var changes: [Change] = []
     }
 
+    private(set) var segments: [Segment] = []
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Every change's index, in the order made. An index is `segment << 32 | change`, so
+    /// indices order the changes as made.
+    var indices: [Int] {
+        var out: [Int] = []
+        out.reserveCapacity(count)
+        for (number, segment) in segments.enumerated() {
+            for local in segment.changes.indices { out.append(number << 32 | local) }
+        }
+        return out
+    }
+
+    mutating func append(_ key: [UInt8], _ entry: RowBuffer.Entry) {
+        if segments.isEmpty || segments[segments.count - 1].changes.count == Int(UInt32.max) { segments.append(Segment()) }
+        let last = segments.count - 1
+        let offset = segments[last].bytes.count
+        segments[last].bytes.append(contentsOf: key)
+        switch entry {
+        case let .row(value):
+            segments[last].bytes.append(contentsOf: value)
+            segments[last].changes.append(Change(offset: offset, keyCount: Int32(key.count), valueCount: Int32(value.count)))
+        case .deleted:
+            segments[last].changes.append(Change(offset: offset, keyCount: Int32(key.count), valueCount: -1))
+        }
+        count += 1
+    }
+
+    /// Appends `other`'s changes after these: its segments are handed over, not copied.
     mutating func append(contentsOf other: ChangeLog) {
-        let base = bytes.count
-        bytes.append(contentsOf: other.bytes)
-        changes.append(contentsOf: other.changes.lazy.map { Change(offset: base + $0.offset, keyCount: $0.keyCount, valueCount: $0.valueCount) })
+        segments.append(contentsOf: other.segments.lazy.filter { !$0.changes.isEmpty })
+        count += other.count
+    }
+
+    func change(_ index: Int) -> Change {
+        segments[index >> 32].changes[index & 0xFFFF_FFFF]
     }
 
     func key(_ index: Int) -> [UInt8] {
@@ -238,20 +262,20 @@ struct ChangeLog {
     }
 
     func entry(_ index: Int) -> RowBuffer.Entry {
-        let change = changes[index]
+        let change = change(index)
         guard change.valueCount >= 0 else { return .deleted }
         let start = change.offset + Int(change.keyCount)
-        return .row(Array(bytes[start..<(start + Int(change.valueCount))]))
+        return .row(Array(segments[index >> 32].bytes[start..<(start + Int(change.valueCount))]))
     }
 
     func withKey<T>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
-        let change = changes[index]
-        return try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[change.offset..<(change.offset + Int(change.keyCount))])) }
+        let change = change(index)
+        return try segments[index >> 32].bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[change.offset..<(change.offset + Int(change.keyCount))])) }
     }
 
-    /// The last change of each key, in key order.
-    func lastChangesPerKey() -> [Change] {
-        lastChangePerKey().map { changes[$0] }
+    /// The last change of each key, in key order, each with its segment.
+    func lastChangesPerKey() -> [(segment: Int, change: Change)] {
+        lastChangePerKey().map { ($0 >> 32, change($0)) }
     }
 
     /// The indices of the last change of each key, in key order (LMDB's: bytes, then the shorter
@@ -269,18 +293,20 @@ struct ChangeLog {
             var index: Int
         }
         let window = 24
-        return bytes.withUnsafeBytes { bytes -> [Int] in
+        do {
             func words(_ index: Int, level: Int) -> (UInt64, UInt64, UInt64) {
-                let change = changes[index]
+                let change = change(index)
                 let from = change.offset + level * window
                 let to = change.offset + min(Int(change.keyCount), (level + 1) * window)
                 var padded: (UInt64, UInt64, UInt64) = (0, 0, 0)
                 if from < to {
-                    withUnsafeMutableBytes(of: &padded) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[from..<to])) }
+                    segments[index >> 32].bytes.withUnsafeBytes { bytes in
+                        withUnsafeMutableBytes(of: &padded) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[from..<to])) }
+                    }
                 }
                 return (UInt64(bigEndian: padded.0), UInt64(bigEndian: padded.1), UInt64(bigEndian: padded.2))
             }
-            var items = (0..<count).map { Item(words: words($0, level: 0), keyCount: Int(changes[$0].keyCount), index: $0) }
+            var items = indices.map { Item(words: words($0, level: 0), keyCount: Int(change($0).keyCount), index: $0) }
             // A change superseded by a later one to the same key.
             var superseded = [Bool](repeating: false, count: items.count)
             var pending: [(range: Range<Int>, level: Int)] = [(0..<items.count, 0)]
@@ -320,8 +346,8 @@ struct ChangeLog {
 struct SortedRun: @unchecked Sendable {
     var table: String
     var log: ChangeLog
-    /// The last change of each key, in key order (places in `log.bytes`).
-    var order: [ChangeLog.Change]
+    /// The last change of each key, in key order (places in `log`'s segments).
+    var order: [(segment: Int, change: ChangeLog.Change)]
     /// The table is empty: rows can be appended (`MDB_APPEND`, which also checks the order).
     var intoEmptyTable: Bool
 
@@ -332,9 +358,9 @@ struct SortedRun: @unchecked Sendable {
     /// the last one went, without a descent from the root.
     func write(_ range: Range<Int>, to table: Table, in txn: Transaction) throws {
         try txn.withCursor(table) { cursor in
-            try log.bytes.withUnsafeBytes { bytes in
-                try order.withUnsafeBufferPointer { order in
-                    for change in order[range] {
+            try order.withUnsafeBufferPointer { order in
+                for (segment, change) in order[range] {
+                    try log.segments[segment].bytes.withUnsafeBytes { bytes in
                         let valueStart = change.offset + Int(change.keyCount)
                         let key = UnsafeRawBufferPointer(rebasing: bytes[change.offset..<valueStart])
                         if change.valueCount >= 0 {

@@ -41,6 +41,32 @@ import Testing
         }
     }
 
+    /// A log appended to another keeps its changes in segments of their own: the last change of a
+    /// key wins across segments, and keys and values are read from the right one.
+    @Test func logsJoinedInSegments() {
+        var first = ChangeLog()
+        first.append(Array("b".utf8), .row([1]))
+        first.append(Array("a".utf8), .row([2]))
+        var second = ChangeLog()
+        second.append(Array("a".utf8), .row([3, 3]))
+        second.append(Array("c".utf8), .deleted)
+        var third = ChangeLog()
+        third.append(Array("b".utf8), .deleted)
+        first.append(contentsOf: second)
+        first.append(contentsOf: ChangeLog())
+        first.append(contentsOf: third)
+        #expect(first.count == 5)
+        #expect(first.segments.count == 3)
+        let order = first.lastChangePerKey()
+        #expect(order.map { first.key($0) } == [Array("a".utf8), Array("b".utf8), Array("c".utf8)])
+        #expect(order == [1 << 32, 2 << 32, 1 << 32 | 1])
+        guard case .row(let value) = first.entry(order[0]) else { Issue.record("a is not a row"); return }
+        #expect(value == [3, 3])
+        let located = first.lastChangesPerKey()
+        #expect(located.map(\.segment) == [1, 2, 1])
+        #expect(located.map(\.change.valueCount) == [2, -1, -1])
+    }
+
     /// Keys from a small alphabet (so they collide, share prefixes and sort around each other),
     /// values that say when they were written.
     private static func key(_ code: Int) -> [UInt8] {
