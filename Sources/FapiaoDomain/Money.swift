@@ -147,15 +147,12 @@ public struct ExactDecimal: Sendable, Hashable, CustomStringConvertible {
 /// How many decimal digits `value` has (one for zero): what `String(value).count` counts,
 /// without making the string (an invoice's every quantity and unit price is counted).
 func decimalDigits(_ value: UInt128) -> Int {
-    if let small = UInt64(exactly: value) {
-        var rest = small
-        var digits = 1
-        while rest >= 10 {
-            rest /= 10
-            digits += 1
-        }
-        return digits
-    }
+    // 64-bit division where it fits: a 128-bit one is a library call.
+    if let small = UInt64(exactly: value) { return countDigits(small) }
+    return countDigits(value)
+}
+
+private func countDigits<T: FixedWidthInteger & UnsignedInteger>(_ value: T) -> Int {
     var rest = value
     var digits = 1
     while rest >= 10 {
