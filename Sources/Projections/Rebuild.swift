@@ -388,12 +388,12 @@ extension ProjectionEngine {
                             // A buffer per group: the fold reads back only its own streams' rows.
                             var scratches: [Int: RowBuffer] = [:]
                             for index in indices { scratches[index] = RowBuffer(tables: plan.targets[index].tables.map(\.name)) }
-                            // One stream longer than a group is folded a group's worth at a time,
-                            // into the same buffers (they read back what the last batch wrote).
                             // The rows the derivations' sources hand over, by source (a stream folded
                             // in several batches is handed over after each: the last one is final).
                             var handed: [Int: [(key: String, row: SourceRow)]] = [:]
                             var batches = 0
+                            // One stream longer than a group is folded a group's worth at a time,
+                            // into the same buffers (they read back what the last batch wrote).
                             for batchStart in stride(from: 0, to: positions.count, by: groupEvents) {
                                 let slice = Array(positions[batchStart..<min(batchStart + groupEvents, positions.count)])
                                 let batch = DecodedBatch(records: try ledger.records(at: slice))
