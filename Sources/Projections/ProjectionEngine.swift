@@ -293,9 +293,14 @@ public enum ProjectionError: Error, CustomStringConvertible {
     case timedOut(name: String, position: UInt64)
     case unknown(name: String, known: [String])
     case notCaughtUp(name: String)
+    /// The active rows are in another version's format (a ledger last written by another fapiao).
+    case storedVersion(name: String, stored: Int, expected: Int)
 
     public var description: String {
         switch self {
+        case let .storedVersion(name, stored, expected):
+            "projection \(name) is stored as version \(stored) and this fapiao reads version \(expected); "
+                + "rebuild it with `fapiao projections catch-up --ledger PATH` (it rebuilds what changed) when no other process writes"
         case let .timedOut(name, position): "projection \(name) did not reach position \(position) in time"
         case let .unknown(name, known): "no projection named \(name); known: \(known.joined(separator: ", "))"
         case let .notCaughtUp(name): "projection \(name) has not caught up with the log"
@@ -322,6 +327,12 @@ public struct ProjectionSnapshot {
     public func store(_ name: String) throws -> (store: ProjectionStore, checkpoint: UInt64)? {
         guard let projection = engine.projection(named: name),
               let entry = try CatalogEntry.read(name, table: engine.catalog, in: transaction) else { return nil }
+        // Rows of another version would be misread (a binary row taken for JSON, a changed field):
+        // refused, with what to do, until a writer has rebuilt them. The CLI's readers say so
+        // up front (`staleProjections`); this holds for every other reader of a snapshot.
+        guard entry.version == projection.version else {
+            throw ProjectionError.storedVersion(name: name, stored: entry.version, expected: projection.version)
+        }
         return (try engine.store(for: projection, generation: entry.generation, in: transaction), entry.checkpoint)
     }
 }

@@ -210,6 +210,25 @@ final class Flag: Sendable {
         }
     }
 
+    /// A reader that does not rebuild (a read-only CLI) refuses rows stored in another version's
+    /// format, saying how to upgrade them, instead of misreading them.
+    @Test func rowsOfAnotherVersionAreRefusedToReaders() async throws {
+        let directory = TemporaryDirectory()
+        try await withEngine(at: directory.ledgerPath, mode: .inline, projections: [VersionedProjection(version: 1) as any Projection]) { ledger, _ in
+            try await append(ledger, distinctInvoices(1...2))
+        }
+        try await withLedger(at: directory.ledgerPath) { ledger in
+            let engine = try ProjectionEngine(ledger: ledger, projections: [VersionedProjection(version: 2)], mode: .async)
+            do {
+                _ = try engine.read { try $0.store("versioned") }
+                Issue.record("rows of version 1 were read as version 2")
+            } catch let error as ProjectionError {
+                guard case .storedVersion(name: "versioned", stored: 1, expected: 2) = error else { Issue.record("\(error)"); return }
+                #expect(error.description.contains("fapiao projections catch-up"))
+            }
+        }
+    }
+
     @Test func unknownProjectionNamesAreRefused() async throws {
         let directory = TemporaryDirectory()
         try await withEngine(at: directory.ledgerPath, mode: .inline) { _, engine in
