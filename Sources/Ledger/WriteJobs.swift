@@ -1,4 +1,7 @@
 import LMDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Sees every append inside its transaction, before the commit: what runs here commits or
 /// fails together with the records (inline projections and their checkpoints).
@@ -84,6 +87,67 @@ extension Ledger {
                     }
                     return entry == nil ? last + 1 : following
                 }
+            }
+        }
+    }
+
+    /// Calls `body` with every stream of the `streams` index and the positions of its records,
+    /// the streams in key order (LMDB's: bytewise, shorter first) and each stream's positions
+    /// ascending, from one snapshot; returns the position through which the index holds every
+    /// record (`meta.indexed`, at most `last`). Records after it are in no B-tree yet: scan
+    /// their headers. A rebuild groups the log by stream this way in a fraction of the time a
+    /// scan of every record's header takes (an index entry is about 40 bytes, a record 500).
+    /// The bytes and positions are valid only during the call.
+    public func streamIndex(
+        through last: UInt64, _ body: (_ stream: UnsafeRawBufferPointer, _ positions: UnsafeBufferPointer<UInt64>) throws -> Void
+    ) throws -> UInt64 {
+        try environment.read { txn in
+            let indexed = min(try txn.indexedThrough(tables: tables), last)
+            guard indexed > 0 else { return 0 }
+            var positions: [UInt64] = []
+            var stream = UnsafeRawBufferPointer(start: nil, count: 0)
+            func flush() throws {
+                guard !positions.isEmpty else { return }
+                try positions.withUnsafeBufferPointer { try body(stream, $0) }
+                positions.removeAll(keepingCapacity: true)
+            }
+            try txn.withCursor(tables.streams) { cursor in
+                var entry = try cursor.first()
+                while let current = entry {
+                    // stream ‖ 0x00 ‖ version (8 bytes) → position (8 bytes)
+                    let nameCount = current.key.count - 9
+                    guard nameCount >= 0, current.key[nameCount] == 0, current.value.count == 8 else {
+                        throw LedgerError.storage("a streams index entry of \(current.key.count) + \(current.value.count) bytes is not stream ‖ 0 ‖ version → position")
+                    }
+                    let name = UnsafeRawBufferPointer(rebasing: current.key[0..<nameCount])
+                    if name.count != stream.count || (name.count > 0 && memcmp(name.baseAddress!, stream.baseAddress!, name.count) != 0) {
+                        try flush()
+                        stream = name
+                    }
+                    let position = BigEndian.uint64(current.value)
+                    if position <= indexed { positions.append(position) }
+                    entry = try cursor.next()
+                }
+            }
+            try flush()
+            return indexed
+        }
+    }
+
+    /// `scanHeaders` for the records at `positions` (ascending, each must exist), from one
+    /// snapshot.
+    public func headers(
+        at positions: [UInt64], _ body: (_ position: UInt64, _ stream: UnsafeRawBufferPointer, _ type: UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        try environment.read { txn in
+            for position in positions {
+                guard let bytes = try txn.recordBytes(at: position, tables: tables) else {
+                    throw LedgerError.corruptRecord(position: position, reason: "no record at this position")
+                }
+                guard let header = RecordCodec.header(of: bytes) else {
+                    throw LedgerError.corruptRecord(position: position, reason: "field lengths do not match the record size")
+                }
+                try body(header.position, header.stream, header.type)
             }
         }
     }

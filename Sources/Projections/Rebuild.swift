@@ -143,7 +143,20 @@ extension ProjectionEngine {
     ///   outgrow `rebuildLimits.bufferBytes` and at the end.
     /// Without stream-partitioned targets and type declarations, every record is folded in log
     /// order, a chunk decoded ahead.
+    /// Builds fresh generations of `targets` from the log. Groups the log by stream from the
+    /// `streams` index (see `indexLayout`); should a record contradict what that assumes, builds
+    /// them again from a scan of every record's header.
     private func buildNewGenerations(_ targets: [any Projection], progress: @Sendable (RebuildProgress) -> Void) async throws {
+        do {
+            try await buildNewGenerations(targets, fromStreamIndex: true, progress: progress)
+        } catch is StreamIndexLayout.Mismatch {
+            try await buildNewGenerations(targets, fromStreamIndex: false, progress: progress)
+        }
+    }
+
+    private func buildNewGenerations(
+        _ targets: [any Projection], fromStreamIndex: Bool, progress: @Sendable (RebuildProgress) -> Void
+    ) async throws {
         let total = try ledger.headPosition()
         let tables: [[String: Table]] = try await ledger.performWrite { [self] txn in
             var tables: [[String: Table]] = []
@@ -199,7 +212,12 @@ extension ProjectionEngine {
             for index in perStream {
                 streamTypes = targets[index].eventTypes.flatMap { wanted in streamTypes.map { $0.union(wanted) } }
             }
-            let layout = try await scanLayout(streams: !perStream.isEmpty, streamTypes: streamTypes, types: inOrderTypes, total: total)
+            let layout: StreamLayout
+            if fromStreamIndex, !perStream.isEmpty, let inOrderTypes {
+                layout = try indexLayout(streamTypes: streamTypes, types: inOrderTypes, total: total)
+            } else {
+                layout = try await scanLayout(streams: !perStream.isEmpty, streamTypes: streamTypes, types: inOrderTypes, total: total)
+            }
             let byStream = UInt64(layout.events)
             let work = UInt64(layout.inOrderPositions?.count ?? Int(total)) + byStream
             if !inOrder.isEmpty {
@@ -273,8 +291,50 @@ extension ProjectionEngine {
         return StreamLayout(joining: scanned.map(\.0), inOrderPositions: inOrder)
     }
 
+    /// `scanLayout` read from the `streams` index instead of every record's header (0.05 s
+    /// instead of 0.27 s on both cores, at 1,000,000 records): the index holds each stream's
+    /// positions in key order, but not the records' types. So the records of streams named like
+    /// invoice keys (digits and '-') are all taken for the folds by stream, which skip those of
+    /// other types as they read them (`StreamIndexLayout.Check`); the headers of the other
+    /// streams' records (the systems', a few percent) are read to sort them exactly; and the
+    /// records after the index's end (`meta.indexed`) are scanned as `scanLayout` does.
+    /// An invoice-named stream holding a record an in-order fold reads (which the contract does
+    /// not allow, but the ledger does not refuse) makes the fold throw `Mismatch`.
+    private func indexLayout(streamTypes: Set<EventType>?, types: Set<EventType>, total: UInt64) throws -> StreamLayout {
+        var partial = PartialStreamLayout()
+        var others: [(position: UInt64, stream: Int32)] = []
+        let indexed = try ledger.streamIndex(through: total) { stream, positions in
+            let id = partial.names.intern(stream)
+            if StreamIndexLayout.isInvoiceLike(stream) {
+                for position in positions { partial.add(stream: id, position: position) }
+            } else {
+                for position in positions { others.append((position, id)) }
+            }
+        }
+        others.sort { $0.position < $1.position }
+        var inOrder: [UInt64] = []
+        var known = EventTypeNames()
+        var next = 0
+        try ledger.headers(at: others.map(\.position)) { position, _, typeBytes in
+            let type = known.eventType(typeBytes)
+            if streamTypes.map({ type.map($0.contains) ?? false }) ?? true { partial.add(stream: others[next].stream, position: position) }
+            if type.map(types.contains) ?? false { inOrder.append(position) }
+            next += 1
+        }
+        if indexed < total {
+            try ledger.scanHeaders(from: indexed + 1, through: total) { position, stream, typeBytes in
+                let type = known.eventType(typeBytes)
+                if streamTypes.map({ type.map($0.contains) ?? false }) ?? true { partial.add(stream: stream, position: position) }
+                if type.map(types.contains) ?? false { inOrder.append(position) }
+            }
+        }
+        var layout = StreamLayout(joining: [partial], inOrderPositions: inOrder)
+        layout.check = StreamIndexLayout.Check(streamTypes: streamTypes, inOrderTypes: types)
+        return layout
+    }
+
     /// The event types of the few type names a log holds, each looked up once.
-    private struct EventTypeNames {
+    struct EventTypeNames {
         private var types: [(bytes: [UInt8], type: EventType?)] = []
 
         /// The event type a record's type names (nil: not one of the contract's).
@@ -377,6 +437,7 @@ extension ProjectionEngine {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for part in 0..<parts where starts[part] < ends[part] {
                     group.addTask { [ledger] in
+                        var known = EventTypeNames()
                         var start = starts[part]
                         while start < ends[part] {
                             var end = start
@@ -396,7 +457,9 @@ extension ProjectionEngine {
                             // into the same buffers (they read back what the last batch wrote).
                             for batchStart in stride(from: 0, to: positions.count, by: groupEvents) {
                                 let slice = Array(positions[batchStart..<min(batchStart + groupEvents, positions.count)])
-                                let batch = DecodedBatch(records: try ledger.records(at: slice))
+                                var records = try ledger.records(at: slice)
+                                if let check = layout.check { try check.filter(&records, inOrder: layout.inOrderPositions, names: &known) }
+                                let batch = DecodedBatch(records: records)
                                 batches += 1
                                 for index in indices {
                                     if derivations.contains(where: { $0.source == index }), let rows = try plan.applyHandingRows(batch, index: index, buffer: scratches[index]!, ledger: ledger) {

@@ -1,3 +1,5 @@
+import FapiaoDomain
+import Ledger
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,6 +13,9 @@ struct StreamLayout: Sendable {
     private(set) var positions: [UInt64] = []
     /// nil: every record.
     var inOrderPositions: [UInt64]?
+    /// Set when the layout came from the `streams` index: the positions by stream may include
+    /// records of types the folds do not read, which they skip as they read them.
+    var check: StreamIndexLayout.Check?
 
     var streamCount: Int { offsets.count - 1 }
     var events: Int { positions.count }
@@ -27,8 +32,9 @@ struct StreamLayout: Sendable {
         var scanned: [UInt64] = []
         ids.reserveCapacity(parts.reduce(0) { $0 + $1.ids.count })
         scanned.reserveCapacity(ids.capacity)
+        if parts.count == 1 { names = parts[0].names }
         for part in parts {
-            let global = (0..<part.names.count).map { local in part.names.withName(local) { names.intern($0) } }
+            let global = parts.count == 1 ? (0..<part.names.count).map { Int32($0) } : (0..<part.names.count).map { local in part.names.withName(local) { names.intern($0) } }
             for (id, position) in zip(part.ids, part.positions) {
                 ids.append(global[Int(id)])
                 scanned.append(position)
@@ -63,6 +69,62 @@ struct PartialStreamLayout: Sendable {
     mutating func add(stream: UnsafeRawBufferPointer, position: UInt64) {
         ids.append(names.intern(stream))
         positions.append(position)
+    }
+
+    /// Adds a record of a stream already interned in `names`.
+    mutating func add(stream id: Int32, position: UInt64) {
+        ids.append(id)
+        positions.append(position)
+    }
+}
+
+/// What a layout read from the `streams` index (`ProjectionEngine.indexLayout`) assumes, and
+/// the check of it as the folds read the records.
+enum StreamIndexLayout {
+    /// A record the layout did not expect: an in-order fold's type in a stream named like an
+    /// invoice key. The rebuild starts again from a scan of every header.
+    struct Mismatch: Error {
+        var position: UInt64
+    }
+
+    /// Named like an invoice key: ASCII digits and '-' only. Such streams hold invoice events
+    /// (the event contract ties a subject's form to its event types).
+    static func isInvoiceLike(_ stream: UnsafeRawBufferPointer) -> Bool {
+        !stream.isEmpty && stream.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
+    }
+
+    struct Check: Sendable {
+        /// nil: every type.
+        var streamTypes: Set<EventType>?
+        var inOrderTypes: Set<EventType>
+
+        /// Drops the records of types the folds by stream do not read; throws `Mismatch` at
+        /// one an in-order fold reads that is not among `inOrder` (ascending).
+        func filter(_ records: inout [Record], inOrder: [UInt64]?, names: inout ProjectionEngine.EventTypeNames) throws {
+            var kept = 0
+            for index in records.indices {
+                let record = records[index]
+                var name = record.type
+                let type = name.withUTF8 { names.eventType(UnsafeRawBufferPointer($0)) }
+                if let type, inOrderTypes.contains(type), !Self.contains(inOrder ?? [], record.position) {
+                    throw Mismatch(position: record.position)
+                }
+                guard streamTypes.map({ type.map($0.contains) ?? false }) ?? true else { continue }
+                if kept != index { records.swapAt(kept, index) }
+                kept += 1
+            }
+            if kept < records.count { records.removeSubrange(kept...) }
+        }
+
+        private static func contains(_ sorted: [UInt64], _ position: UInt64) -> Bool {
+            var low = 0
+            var high = sorted.count
+            while low < high {
+                let middle = (low + high) / 2
+                if sorted[middle] < position { low = middle + 1 } else { high = middle }
+            }
+            return low < sorted.count && sorted[low] == position
+        }
     }
 }
 

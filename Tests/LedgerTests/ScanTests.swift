@@ -58,4 +58,43 @@ import Testing
             #expect(throws: LedgerError.self) { try ledger.records(at: [1, 7]) }
         }
     }
+
+    /// `streamIndex`: each stream of the index with its positions, streams in key order
+    /// (shorter first when one name begins another), through `meta.indexed` and never past
+    /// the last position asked; `headers(at:)` reads the same headers `scanHeaders` does.
+    @Test func streamIndexGivesEachStreamsPositionsInKeyOrderThroughItsEnd() async throws {
+        let dir = TemporaryDirectory()
+        let streams = ["2411200000001530", "24112000000015301", "system/bj", "24112000000015301", "011001900111-12345678", "2411200000001530"]
+        try await withLedger(at: dir.ledgerPath, options: LedgerOptions(indexMergeEventsMin: 10)) { ledger in
+            var expected: [String: [UInt64]] = [:]
+            for round in 0..<4 {
+                var entries: [AppendEntry] = []
+                for i in 0..<6 { entries.append(AppendEntry(Fixture.event(stream: streams[(i + round) % 6], id: "x\(round)-\(i)"))) }
+                let appended = try await ledger.append(entries)
+                for (offset, entry) in entries.enumerated() { expected[entry.event.stream, default: []].append(appended.positions[offset]) }
+            }
+            // 24 records; the writer merged its tail after 12 and 24 at the latest.
+            for through in [24, 13, 5] as [UInt64] {
+                var seen: [(String, [UInt64])] = []
+                let indexed = try ledger.streamIndex(through: through) { stream, positions in
+                    seen.append((String(decoding: stream, as: UTF8.self), Array(positions)))
+                }
+                #expect(indexed <= through && indexed >= min(through, 12), "indexed through \(indexed), asked \(through)")
+                let want = expected.keys.sorted { a, b in a.utf8.lexicographicallyPrecedes(b.utf8) }
+                    .map { ($0, expected[$0]!.filter { $0 <= indexed }) }.filter { !$0.1.isEmpty }
+                #expect(seen.map(\.0) == want.map(\.0), "through \(through)")
+                #expect(seen.map(\.1) == want.map(\.1), "through \(through)")
+            }
+            var scanned: [String] = []
+            try ledger.scanHeaders(from: 1, through: 24) { position, stream, type in
+                if position % 5 == 0 { scanned.append("\(position) \(String(decoding: stream, as: UTF8.self)) \(String(decoding: type, as: UTF8.self))") }
+            }
+            var read: [String] = []
+            try ledger.headers(at: [5, 10, 15, 20]) { position, stream, type in
+                read.append("\(position) \(String(decoding: stream, as: UTF8.self)) \(String(decoding: type, as: UTF8.self))")
+            }
+            #expect(read == scanned)
+            #expect(throws: LedgerError.self) { try ledger.headers(at: [3, 25]) { _, _, _ in } }
+        }
+    }
 }

@@ -54,7 +54,7 @@ enum RandomHistory {
             let user = users[draw.next(users.count)]
             let attempt = 1 + draw.next(3)
             if kind == .undecodable || kind == .retry {
-                events.append(undecodable(draw.next(3), key: key, system: system, id: id, time: time))
+                events.append(undecodable(draw.next(4), key: key, system: system, id: id, time: time))
                 continue
             }
             let (subject, event) = make(kind, key: key, system: system, user: user, attempt: attempt, draw: &draw)
@@ -114,6 +114,9 @@ enum RandomHistory {
         let (stream, type, data) = switch variant {
         case 0: (key, "fapiao.test.unknown", #"{"x":1}"#)
         case 1: (key, EventType.receiptAccepted.rawValue, #"{"sys":"\#(system)"}"#)
+        // A system's event on an invoice's stream: a rebuild grouping the log by stream from the
+        // streams index does not expect it there, and must start again from a header scan.
+        case 2: (key, EventType.accessGranted.rawValue, #"{"system":"\#(system)","user":"li.na","scope":{"all":true}}"#)
         default: ("system/\(system)/user/zhang.wei", EventType.receiptAccepted.rawValue, #"{"system":"\#(system)"}"#)
         }
         return NewEvent(stream: stream, type: type, source: Build.source, id: id, time: time, occurredMicros: Literal.instant(time).micros,
@@ -170,7 +173,10 @@ func appendInBatches(_ ledger: Ledger, _ events: [NewEvent], sizes: [Int]) async
     private func checkAgreement(_ events: [NewEvent], sizes: [Int]) async throws {
         let inlineDirectory = TemporaryDirectory("property-inline")
         let asyncDirectory = TemporaryDirectory("property-async")
-        let (inline, rebuilt) = try await withEngine(at: inlineDirectory.ledgerPath, mode: .inline) { ledger, engine in
+        // The inline ledger merges its index tail every 7 records, so its rebuilds group most of
+        // the log by stream from the streams index; the async one keeps every key in its tail.
+        let merging = LedgerOptions(indexMergeEventsMin: 7)
+        let (inline, rebuilt) = try await withEngine(at: inlineDirectory.ledgerPath, mode: .inline, options: merging) { ledger, engine in
             try await appendInBatches(ledger, events, sizes: sizes)
             let head = try ledger.headPosition()
             let inline = try dump(engine)

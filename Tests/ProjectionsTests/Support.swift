@@ -21,9 +21,9 @@ func withLedger<T>(
 func withEngine<T>(
     at path: String, mode: ProjectionEngine.Mode, projections: [any Projection] = BuiltInProjections.all,
     clock: @escaping @Sendable () -> Int64 = SteppingClock().micros, rebuildLimits: RebuildLimits = RebuildLimits(),
-    _ body: (Ledger, ProjectionEngine) async throws -> T
+    options: LedgerOptions = LedgerOptions(), _ body: (Ledger, ProjectionEngine) async throws -> T
 ) async throws -> T {
-    try await withLedger(at: path, clock: clock) { ledger in
+    try await withLedger(at: path, options: options, clock: clock) { ledger in
         let engine = try ProjectionEngine(ledger: ledger, projections: projections, mode: mode, rebuildLimits: rebuildLimits)
         try await engine.start()
         defer { engine.stop() }
