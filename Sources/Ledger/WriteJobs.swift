@@ -3,6 +3,17 @@ import LMDB
 import Glibc
 #endif
 
+/// LMDB's default key order: bytewise, a key before every longer key it begins.
+enum RowOrder {
+    static func compare(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Int {
+        b.withUnsafeBytes { b in
+            let common = min(a.count, b.count)
+            let order = common == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, common)
+            return order != 0 ? Int(order) : a.count - b.count
+        }
+    }
+}
+
 /// Sees every append inside its transaction, before the commit: what runs here commits or
 /// fails together with the records (inline projections and their checkpoints).
 /// A thrown error fails the whole batch; nothing of it is written.
@@ -91,19 +102,27 @@ extension Ledger {
         }
     }
 
-    /// Calls `body` with every stream of the `streams` index and the positions of its records,
-    /// the streams in key order (LMDB's: bytewise, shorter first) and each stream's positions
-    /// ascending, from one snapshot; returns the position through which the index holds every
-    /// record (`meta.indexed`, at most `last`). Records after it are in no B-tree yet: scan
-    /// their headers. A rebuild groups the log by stream this way in a fraction of the time a
-    /// scan of every record's header takes (an index entry is about 40 bytes, a record 500).
-    /// The bytes and positions are valid only during the call.
+    /// `meta.indexed`: the `streams` and `idempotency` indexes hold every record through this
+    /// position, in this snapshot and every later one (merges only add keys). The records after
+    /// it are in no B-tree yet.
+    public func indexedThrough() throws -> UInt64 {
+        try environment.read { txn in try txn.indexedThrough(tables: tables) }
+    }
+
+    /// Calls `body` with each stream of the `streams` index whose name lies in `[lower, upper)`
+    /// (nil: unbounded) and the positions of its records through `last`, the streams in key
+    /// order (LMDB's: bytewise, shorter first) and each stream's positions ascending, from one
+    /// snapshot. With `last` at most `indexedThrough()`, every stream of the range has all its
+    /// records through `last`. A rebuild groups the log by stream this way in a fraction of the
+    /// time a scan of every record's header takes (an index entry is about 40 bytes, a record
+    /// 500), and in parts on several cores, cut at stream names. The bytes and positions are
+    /// valid only during the call.
     public func streamIndex(
-        through last: UInt64, _ body: (_ stream: UnsafeRawBufferPointer, _ positions: UnsafeBufferPointer<UInt64>) throws -> Void
-    ) throws -> UInt64 {
+        from lower: [UInt8]? = nil, before upper: [UInt8]? = nil, through last: UInt64,
+        _ body: (_ stream: UnsafeRawBufferPointer, _ positions: UnsafeBufferPointer<UInt64>) throws -> Void
+    ) throws {
+        guard last > 0 else { return }
         try environment.read { txn in
-            let indexed = min(try txn.indexedThrough(tables: tables), last)
-            guard indexed > 0 else { return 0 }
             var positions: [UInt64] = []
             var stream = UnsafeRawBufferPointer(start: nil, count: 0)
             func flush() throws {
@@ -112,8 +131,11 @@ extension Ledger {
                 positions.removeAll(keepingCapacity: true)
             }
             try txn.withCursor(tables.streams) { cursor in
-                var entry = try cursor.first()
+                // A stream name holds no NUL, so no stream's keys (stream ‖ 0 ‖ version) straddle
+                // a bound that is a stream name.
+                var entry = try lower.map { try cursor.seek(atLeast: $0) } ?? cursor.first()
                 while let current = entry {
+                    if let upper, RowOrder.compare(current.key, upper) >= 0 { break }
                     // stream ‖ 0x00 ‖ version (8 bytes) → position (8 bytes)
                     let nameCount = current.key.count - 9
                     guard nameCount >= 0, current.key[nameCount] == 0, current.value.count == 8 else {
@@ -125,12 +147,11 @@ extension Ledger {
                         stream = name
                     }
                     let position = BigEndian.uint64(current.value)
-                    if position <= indexed { positions.append(position) }
+                    if position <= last { positions.append(position) }
                     entry = try cursor.next()
                 }
             }
             try flush()
-            return indexed
         }
     }
 

@@ -57,6 +57,29 @@ struct StreamLayout: Sendable {
         }
     }
 
+    /// Joins parts read from the `streams` index: each part's streams interned in key order,
+    /// every stream in one part only, and the parts in key order. Nothing to hash or sort.
+    init(keyOrderedParts parts: [PartialStreamLayout], inOrderPositions: [UInt64]?) {
+        self.inOrderPositions = inOrderPositions
+        var first = [0]
+        for part in parts { first.append(first.last! + part.names.count) }
+        var counts = [Int](repeating: 0, count: first.last! + 1)
+        for (index, part) in parts.enumerated() {
+            for id in part.ids { counts[first[index] + Int(id) + 1] += 1 }
+        }
+        for stream in 0..<first.last! { counts[stream + 1] += counts[stream] }
+        offsets = counts
+        var next = Array(counts.dropLast())
+        positions = [UInt64](repeating: 0, count: counts.last!)
+        for (index, part) in parts.enumerated() {
+            for (id, position) in zip(part.ids, part.positions) {
+                let stream = first[index] + Int(id)
+                positions[next[stream]] = position
+                next[stream] += 1
+            }
+        }
+    }
+
     init() {}
 }
 

@@ -39,4 +39,38 @@ import Testing
             #expect((0..<layout.streamCount).map { Array(layout.positions(of: $0)) } == expected, "round \(round)")
         }
     }
+
+    /// Parts read from the streams index (streams interned in key order, each in one part, the
+    /// parts in key order) join without hashing or sorting, as the general join would.
+    @Test func keyOrderedPartsJoinAsAnyParts() {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<30 {
+            var names = Set<[UInt8]>()
+            for _ in 0..<Int.random(in: 1...200, using: &rng) {
+                names.insert((0..<Int.random(in: 1...6, using: &rng)).map { _ in UInt8.random(in: 0x2D...0x39, using: &rng) })
+            }
+            let sorted = names.sorted { RowKey.compare($0, $1) < 0 }
+            var cuts = (0..<Int.random(in: 0...3, using: &rng)).map { _ in Int.random(in: 0...sorted.count, using: &rng) }
+            cuts = [0] + cuts.sorted() + [sorted.count]
+            var parts: [PartialStreamLayout] = []
+            var position: UInt64 = 0
+            for (start, end) in zip(cuts, cuts.dropFirst()) {
+                var part = PartialStreamLayout()
+                for name in sorted[start..<end] {
+                    let id = name.withUnsafeBytes { part.names.intern($0) }
+                    for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                        position += UInt64.random(in: 1...3, using: &rng)
+                        part.add(stream: id, position: position)
+                    }
+                }
+                parts.append(part)
+            }
+            let ordered = StreamLayout(keyOrderedParts: parts, inOrderPositions: [7])
+            let joined = StreamLayout(joining: parts, inOrderPositions: [7])
+            #expect(ordered.streamCount == joined.streamCount, "round \(round)")
+            #expect(ordered.offsets == joined.offsets, "round \(round)")
+            #expect(ordered.positions == joined.positions, "round \(round)")
+            #expect(ordered.inOrderPositions == [7])
+        }
+    }
 }
