@@ -429,126 +429,122 @@ extension ProjectionEngine {
     }
 
     /// Folds the stream-partitioned targets `indices` a stream at a time: the streams, in key
-    /// order, are cut into one contiguous part per core, and each part is folded on a task of its
-    /// own, a group of whole streams at a time, into a buffer of its own. So each record is
-    /// decoded once, each invoice's row is encoded once, and rows keyed by stream come out in
-    /// key order. The parts advance in rounds, so that the buffers can be merged and written
-    /// out between rounds when they outgrow their budget.
+    /// order, are cut into groups of whole streams, and each group is folded on a task of its
+    /// own (one per core at a time) into buffers of its own. So each record is decoded once,
+    /// each invoice's row is encoded once, and rows keyed by stream come out in key order.
     private func foldByStream(
         _ indices: [Int], deriving derivations: [(index: Int, source: Int)], layout: StreamLayout, plan: RebuildPlan,
         counted: (before: UInt64, of: UInt64), progress: (RebuildProgress) -> Void
     ) async throws {
-        let parts = rebuildLimits.streamParts
-        let events = layout.events
-        // Part p: streams bounds[p]..<bounds[p + 1], about events / parts events each.
-        var bounds = [0]
-        var seen = 0
+        let groupEvents = max(1, min(rebuildLimits.chunkEvents, 10_000))
+        // Groups of whole streams, at most `groupEvents` records each (a longer stream alone).
+        var cuts = [0]
+        var taken = 0
         for stream in 0..<layout.streamCount {
-            seen += layout.events(of: stream)
-            if bounds.count < parts && seen * parts >= events * bounds.count { bounds.append(stream + 1) }
+            let events = layout.events(of: stream)
+            if taken > 0 && taken + events > groupEvents {
+                cuts.append(stream)
+                taken = 0
+            }
+            taken += events
         }
-        while bounds.count <= parts { bounds.append(layout.streamCount) }
-        bounds[parts] = layout.streamCount
-        // Part 0 folds into the rebuild's buffers; the others into their own, merged in later.
-        let partBuffers: [[Int: RowBuffer]] = (0..<parts).map { part in
-            Dictionary(uniqueKeysWithValues: (indices + derivations.map(\.index)).map { index in
-                (index, part == 0 ? plan.buffers[index] : RowBuffer(tables: plan.targets[index].tables.map(\.name)))
-            })
-        }
+        if cuts.last! < layout.streamCount { cuts.append(layout.streamCount) }
+        let groups = cuts
+        let groupCount = groups.count - 1
         // What the derived projections had written out before: their reads find it stored.
         let flushedBefore = Dictionary(uniqueKeysWithValues: derivations.map { ($0.index, plan.buffers[$0.index].flushedTables) })
-        var next = Array(bounds.prefix(parts))
-        let roundEvents = max(1, rebuildLimits.chunkEvents)
-        let groupEvents = max(1, min(roundEvents, 10_000))
-        var done = 0
-        while zip(next, bounds.dropFirst()).contains(where: { $0 < $1 }) {
-            let starts = next
-            let ends: [Int] = (0..<parts).map { part in
-                var end = starts[part]
-                var taken = 0
-                while end < bounds[part + 1] && taken < roundEvents {
-                    taken += layout.events(of: end)
-                    end += 1
-                }
-                return end
-            }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for part in 0..<parts where starts[part] < ends[part] {
-                    group.addTask { [ledger] in
-                        var known = EventTypeNames()
-                        var start = starts[part]
-                        while start < ends[part] {
-                            var end = start
-                            var positions: [UInt64] = []
-                            while end < ends[part] && (positions.isEmpty || positions.count + layout.events(of: end) <= groupEvents) {
-                                positions += layout.positions(of: end)
-                                end += 1
-                            }
-                            // A buffer per group: the fold reads back only its own streams' rows.
-                            var scratches: [Int: RowBuffer] = [:]
-                            for index in indices { scratches[index] = RowBuffer(tables: plan.targets[index].tables.map(\.name)) }
-                            // The rows the derivations' sources hand over, by source (a stream folded
-                            // in several batches is handed over after each: the last one is final).
-                            var handed: [Int: [(key: String, row: SourceRow)]] = [:]
-                            var batches = 0
-                            // One stream longer than a group is folded a group's worth at a time,
-                            // into the same buffers (they read back what the last batch wrote).
-                            for batchStart in stride(from: 0, to: positions.count, by: groupEvents) {
-                                let slice = Array(positions[batchStart..<min(batchStart + groupEvents, positions.count)])
-                                var records = try ledger.records(at: slice)
-                                if let check = layout.check { try check.filter(&records, inOrder: layout.inOrderPositions, names: &known) }
-                                let batch = DecodedBatch(records: records)
-                                batches += 1
-                                for index in indices {
-                                    if derivations.contains(where: { $0.source == index }), let rows = try plan.applyHandingRows(batch, index: index, buffer: scratches[index]!, ledger: ledger) {
-                                        handed[index, default: []] += rows
-                                    } else {
-                                        try plan.apply(batch, index: index, buffer: scratches[index]!, ledger: ledger)
-                                    }
-                                }
-                            }
-                            // These streams' rows are final: derive from them.
-                            for (index, source) in derivations {
-                                guard let derivable = plan.targets[index] as? any DerivableProjection else { continue }
-                                let scratch = RowBuffer(tables: derivable.tables.map(\.name), flushed: flushedBefore[index] ?? [])
-                                let rows: [SourceRow]
-                                if let given = handed[source], let handing = plan.targets[source] as? any RowHandingProjection, handing.handedTable == derivable.derivedFrom.table {
-                                    // Each key once: its last row (only a stream folded in several batches repeats).
-                                    if batches == 1 {
-                                        rows = given.map(\.row)
-                                    } else {
-                                        var last: [String: Int] = [:]
-                                        for (offset, entry) in given.enumerated() { last[entry.key] = offset }
-                                        rows = last.values.sorted().map { given[$0].row }
-                                    }
-                                } else {
-                                    rows = scratches[source]!.rows(derivable.derivedFrom.table).map { SourceRow(bytes: $0) }
-                                }
-                                try ledger.read { txn in
-                                    try derivable.derive(fromRows: rows, to: ProjectionStore(transaction: txn, handles: plan.tables[index], buffer: scratch, ledger: ledger))
-                                }
-                                scratches[index] = scratch
-                            }
-                            for (index, scratch) in scratches { partBuffers[part][index]!.absorb(scratch) }
-                            start = end
-                        }
+        let ledger = self.ledger
+
+        /// Folds group `group` into buffers of its own: the fold reads back only its own streams' rows.
+        @Sendable func fold(_ group: Int) throws -> [Int: RowBuffer] {
+            var positions: [UInt64] = []
+            for stream in groups[group]..<groups[group + 1] { positions += layout.positions(of: stream) }
+            var known = EventTypeNames()
+            var scratches: [Int: RowBuffer] = [:]
+            for index in indices { scratches[index] = RowBuffer(tables: plan.targets[index].tables.map(\.name)) }
+            // The rows the derivations' sources hand over, by source (a stream folded in several
+            // batches is handed over after each: the last one is final).
+            var handed: [Int: [(key: String, row: SourceRow)]] = [:]
+            var batches = 0
+            // One stream longer than a group is folded a group's worth at a time, into the same
+            // buffers (they read back what the last batch wrote).
+            for batchStart in stride(from: 0, to: positions.count, by: groupEvents) {
+                let slice = Array(positions[batchStart..<min(batchStart + groupEvents, positions.count)])
+                var records = try ledger.records(at: slice)
+                if let check = layout.check { try check.filter(&records, inOrder: layout.inOrderPositions, names: &known) }
+                let batch = DecodedBatch(records: records)
+                batches += 1
+                for index in indices {
+                    if derivations.contains(where: { $0.source == index }), let rows = try plan.applyHandingRows(batch, index: index, buffer: scratches[index]!, ledger: ledger) {
+                        handed[index, default: []] += rows
+                    } else {
+                        try plan.apply(batch, index: index, buffer: scratches[index]!, ledger: ledger)
                     }
                 }
-                try await group.waitForAll()
             }
-            for part in 0..<parts {
-                done += layout.events(of: starts[part]..<ends[part])
-            }
-            next = ends
-            let finished = !zip(next, bounds.dropFirst()).contains(where: { $0 < $1 })
-            if finished || plan.buffers.reduce(0, { $0 + $1.approximateBytes }) + partBuffers.dropFirst().reduce(0, { $0 + $1.values.reduce(0) { $0 + $1.approximateBytes } }) > rebuildLimits.bufferBytes {
-                // Into part 0's buffers (the rebuild's), which are written out.
-                for part in partBuffers.dropFirst() {
-                    for (index, buffer) in part { plan.buffers[index].absorb(buffer) }
+            // These streams' rows are final: derive from them.
+            for (index, source) in derivations {
+                guard let derivable = plan.targets[index] as? any DerivableProjection else { continue }
+                let scratch = RowBuffer(tables: derivable.tables.map(\.name), flushed: flushedBefore[index] ?? [])
+                let rows: [SourceRow]
+                if let given = handed[source], let handing = plan.targets[source] as? any RowHandingProjection, handing.handedTable == derivable.derivedFrom.table {
+                    // Each key once: its last row (only a stream folded in several batches repeats).
+                    if batches == 1 {
+                        rows = given.map(\.row)
+                    } else {
+                        var last: [String: Int] = [:]
+                        for (offset, entry) in given.enumerated() { last[entry.key] = offset }
+                        rows = last.values.sorted().map { given[$0].row }
+                    }
+                } else {
+                    rows = scratches[source]!.rows(derivable.derivedFrom.table).map { SourceRow(bytes: $0) }
                 }
-                if !finished { try await writeOut(plan.buffers, tables: plan.tables) }
+                try ledger.read { txn in
+                    try derivable.derive(fromRows: rows, to: ProjectionStore(transaction: txn, handles: plan.tables[index], buffer: scratch, ledger: ledger))
+                }
+                scratches[index] = scratch
             }
-            progress(RebuildProgress(counted.before + UInt64(done), of: counted.of, total: plan.total))
+            return scratches
+        }
+
+        // One group per core at a time, each taken by the first task free (no core waits for
+        // another at a round's end); the groups' rows join the rebuild's buffers in group order,
+        // so they stay in key order. Past the memory budget, no group is started until what
+        // runs is in and written out.
+        var submitted = 0
+        var joined = 0
+        var done = 0
+        while joined < groupCount {
+            try await withThrowingTaskGroup(of: (Int, [Int: RowBuffer]).self) { tasks in
+                var waiting: [Int: [Int: RowBuffer]] = [:]
+                var pendingBytes = 0
+                var full = false
+                while submitted < groupCount && submitted - joined < rebuildLimits.streamParts {
+                    let group = submitted
+                    tasks.addTask { (group, try fold(group)) }
+                    submitted += 1
+                }
+                while let (group, scratches) = try await tasks.next() {
+                    waiting[group] = scratches
+                    pendingBytes += scratches.values.reduce(0) { $0 + $1.approximateBytes }
+                    while let ready = waiting.removeValue(forKey: joined) {
+                        for (index, scratch) in ready {
+                            pendingBytes -= scratch.approximateBytes
+                            plan.buffers[index].absorb(scratch)
+                        }
+                        done += layout.events(of: groups[joined]..<groups[joined + 1])
+                        joined += 1
+                    }
+                    progress(RebuildProgress(counted.before + UInt64(done), of: counted.of, total: plan.total))
+                    full = full || plan.buffers.reduce(pendingBytes, { $0 + $1.approximateBytes }) > rebuildLimits.bufferBytes
+                    if !full && submitted < groupCount {
+                        let group = submitted
+                        tasks.addTask { (group, try fold(group)) }
+                        submitted += 1
+                    }
+                }
+            }
+            if joined < groupCount { try await writeOut(plan.buffers, tables: plan.tables) }
         }
     }
 
