@@ -1,4 +1,7 @@
 import CLMDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A named LMDB database ("table"). A plain handle: valid for the environment's lifetime.
 public struct Table: Sendable, Hashable {
@@ -31,4 +34,15 @@ public struct PutFlags: OptionSet, Sendable {
     public static let append = PutFlags(rawValue: UInt32(MDB_APPEND))
     /// Duplicate tables: the value sorts after every value of the key.
     public static let appendDuplicate = PutFlags(rawValue: UInt32(MDB_APPENDDUP))
+}
+
+/// LMDB's default key order (tables opened without a comparator of their own): bytewise
+/// (`memcmp`), and a key before every longer key it begins.
+public enum KeyOrder {
+    public static func compare(_ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Int32 {
+        let common = min(x.count, y.count)
+        let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+        if order != 0 { return order }
+        return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
+    }
 }

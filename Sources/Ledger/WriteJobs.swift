@@ -3,17 +3,6 @@ import LMDB
 import Glibc
 #endif
 
-/// LMDB's default key order: bytewise, a key before every longer key it begins.
-enum RowOrder {
-    static func compare(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Int {
-        b.withUnsafeBytes { b in
-            let common = min(a.count, b.count)
-            let order = common == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, common)
-            return order != 0 ? Int(order) : a.count - b.count
-        }
-    }
-}
-
 /// Sees every append inside its transaction, before the commit: what runs here commits or
 /// fails together with the records (inline projections and their checkpoints).
 /// A thrown error fails the whole batch; nothing of it is written.
@@ -135,7 +124,7 @@ extension Ledger {
                 // a bound that is a stream name.
                 var entry = try lower.map { try cursor.seek(atLeast: $0) } ?? cursor.first()
                 while let current = entry {
-                    if let upper, RowOrder.compare(current.key, upper) >= 0 { break }
+                    if let upper, upper.withUnsafeBytes({ KeyOrder.compare(current.key, $0) }) >= 0 { break }
                     // stream ‖ 0x00 ‖ version (8 bytes) → position (8 bytes)
                     let nameCount = current.key.count - 9
                     guard nameCount >= 0, current.key[nameCount] == 0, current.value.count == 8 else {

@@ -20,12 +20,9 @@ struct RowKey: Hashable, Sendable {
         a.withUnsafeBytes { x in b.withUnsafeBytes { y in compare(x, y) } }
     }
 
-    /// memcmp order, shorter first on a tie: LMDB's default key order.
+    /// LMDB's default key order.
     static func compare(_ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Int32 {
-        let common = min(x.count, y.count)
-        let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
-        if order != 0 { return order }
-        return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
+        KeyOrder.compare(x, y)
     }
 }
 

@@ -214,7 +214,7 @@ final class Flag: Sendable {
     /// format, saying how to upgrade them, instead of misreading them.
     @Test func rowsOfAnotherVersionAreRefusedToReaders() async throws {
         let directory = TemporaryDirectory()
-        try await withEngine(at: directory.ledgerPath, mode: .inline, projections: [VersionedProjection(version: 1) as any Projection]) { ledger, _ in
+        _ = try await withEngine(at: directory.ledgerPath, mode: .inline, projections: [VersionedProjection(version: 1) as any Projection]) { ledger, _ in
             try await append(ledger, distinctInvoices(1...2))
         }
         try await withLedger(at: directory.ledgerPath) { ledger in
