@@ -5,14 +5,16 @@ import Ledger
 
 /// How a rebuild cuts its work (see `ProjectionEngine.rebuild`).
 public struct RebuildLimits: Sendable {
-    /// Records decoded and folded at a time in log order; in a fold by stream, the records each
-    /// part folds between two checks of the budget (in groups of at most 10,000).
+    /// Records decoded and folded at a time in log order; in a fold by stream, the most records
+    /// a group of streams holds (at most 10,000; a longer stream is a group of its own, folded
+    /// this many records at a time).
     public var chunkEvents: Int
     /// Memory the folded rows may fill before they are written out (see `RowBuffer`).
     public var bufferBytes: Int
     /// Rows written per transaction when they are.
     public var rowsPerTransaction: Int
-    /// Parts of the streams folded at once, each on a task of its own (one per core).
+    /// Parts of the work done at once, each on a task of its own (one per core): ranges of the
+    /// log scanned, ranges of the streams index walked, groups of streams folded.
     public var streamParts: Int
 
     /// A quarter of the machine's memory, at least 1 GiB and at most 8 GiB: written out once,
@@ -133,19 +135,9 @@ extension ProjectionEngine {
         }
     }
 
-    /// Creates a fresh generation for each target (discarding a crashed rebuild's) and fills it
-    /// from the log through the head it began with, off the writer thread (appends go on):
-    /// - the record headers are scanned, grouping the positions by stream;
-    /// - the other projections fold the records of their types in log order (`foldInOrder`);
-    /// - the stream-partitioned ones fold a stream at a time, and the derivable ones derive from
-    ///   their rows as they go (`foldByStream`);
-    /// - every projection folds into its own `RowBuffer`, written out sorted when the buffers
-    ///   outgrow `rebuildLimits.bufferBytes` and at the end.
-    /// Without stream-partitioned targets and type declarations, every record is folded in log
-    /// order, a chunk decoded ahead.
-    /// Builds fresh generations of `targets` from the log. Groups the log by stream from the
-    /// `streams` index (see `indexLayout`); should a record contradict what that assumes, builds
-    /// them again from a scan of every record's header.
+    /// Builds fresh generations of `targets` from the log, grouping the log by stream from the
+    /// `streams` index (`indexLayout`); should a record contradict what that assumes, builds them
+    /// again from a scan of every record's header (`scanLayout`).
     private func buildNewGenerations(_ targets: [any Projection], progress: @Sendable (RebuildProgress) -> Void) async throws {
         do {
             try await buildNewGenerations(targets, fromStreamIndex: true, progress: progress)
@@ -154,6 +146,16 @@ extension ProjectionEngine {
         }
     }
 
+    /// Creates a fresh generation for each target (discarding a crashed rebuild's) and fills it
+    /// from the log through the head it began with, off the writer thread (appends go on):
+    /// - the positions are grouped by stream (`indexLayout` or `scanLayout`);
+    /// - the other projections fold the records of their types in log order (`foldInOrder`);
+    /// - the stream-partitioned ones fold a stream at a time, and the derivable ones derive from
+    ///   their rows as they go (`foldByStream`);
+    /// - every projection folds into its own `RowBuffer`, written out sorted when the buffers
+    ///   outgrow `rebuildLimits.bufferBytes` and at the end.
+    /// Without stream-partitioned targets and type declarations, every record is folded in log
+    /// order, a chunk decoded ahead.
     private func buildNewGenerations(
         _ targets: [any Projection], fromStreamIndex: Bool, progress: @Sendable (RebuildProgress) -> Void
     ) async throws {
@@ -437,19 +439,7 @@ extension ProjectionEngine {
         counted: (before: UInt64, of: UInt64), progress: (RebuildProgress) -> Void
     ) async throws {
         let groupEvents = max(1, min(rebuildLimits.chunkEvents, 10_000))
-        // Groups of whole streams, at most `groupEvents` records each (a longer stream alone).
-        var cuts = [0]
-        var taken = 0
-        for stream in 0..<layout.streamCount {
-            let events = layout.events(of: stream)
-            if taken > 0 && taken + events > groupEvents {
-                cuts.append(stream)
-                taken = 0
-            }
-            taken += events
-        }
-        if cuts.last! < layout.streamCount { cuts.append(layout.streamCount) }
-        let groups = cuts
+        let groups = layout.groups(ofAtMost: groupEvents)
         let groupCount = groups.count - 1
         // What the derived projections had written out before: their reads find it stored.
         let flushedBefore = Dictionary(uniqueKeysWithValues: derivations.map { ($0.index, plan.buffers[$0.index].flushedTables) })

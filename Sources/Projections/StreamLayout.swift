@@ -24,6 +24,23 @@ struct StreamLayout: Sendable {
     func events(of streams: Range<Int>) -> Int { offsets[streams.upperBound] - offsets[streams.lowerBound] }
     func positions(of stream: Int) -> ArraySlice<UInt64> { positions[offsets[stream]..<offsets[stream + 1]] }
 
+    /// Cuts the streams into groups of whole streams of at most `events` records each (a longer
+    /// stream is a group alone): group `g` is streams `bounds[g]..<bounds[g + 1]`.
+    func groups(ofAtMost events: Int) -> [Int] {
+        var bounds = [0]
+        var taken = 0
+        for stream in 0..<streamCount {
+            let count = self.events(of: stream)
+            if taken > 0 && taken + count > events {
+                bounds.append(stream)
+                taken = 0
+            }
+            taken += count
+        }
+        if bounds.last! < streamCount { bounds.append(streamCount) }
+        return bounds
+    }
+
     /// Joins parts scanned in log order: each stream's positions stay ascending.
     init(joining parts: [PartialStreamLayout], inOrderPositions: [UInt64]?) {
         self.inOrderPositions = inOrderPositions

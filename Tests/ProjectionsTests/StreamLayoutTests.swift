@@ -73,4 +73,24 @@ import Testing
             #expect(ordered.inOrderPositions == [7])
         }
     }
+
+    /// Groups hold whole streams, at most the records asked (a longer stream alone), and cover
+    /// every stream once, in order.
+    @Test func groupsHoldWholeStreamsUpToTheirSize() {
+        var part = PartialStreamLayout()
+        let counts = [3, 1, 1, 7, 2, 2, 2, 1, 4]
+        var position: UInt64 = 0
+        for (stream, count) in counts.enumerated() {
+            let id = Array("s\(stream)".utf8).withUnsafeBytes { part.names.intern($0) }
+            for _ in 0..<count {
+                position += 1
+                part.add(stream: id, position: position)
+            }
+        }
+        let layout = StreamLayout(keyOrderedParts: [part], inOrderPositions: nil)
+        #expect(layout.groups(ofAtMost: 4) == [0, 2, 3, 4, 6, 8, 9])
+        #expect(layout.groups(ofAtMost: 100) == [0, 9])
+        #expect(layout.groups(ofAtMost: 1) == Array(0...9))
+        #expect(StreamLayout().groups(ofAtMost: 4) == [0])
+    }
 }
