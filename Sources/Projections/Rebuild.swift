@@ -37,13 +37,32 @@ public struct RebuildLimits: Sendable {
 }
 
 /// Progress of a rebuild: how far it is, counted as records of the head when it started.
-public struct RebuildProgress: Sendable {
+public struct RebuildProgress: Sendable, Equatable {
+    /// Folding the log into rows in memory, then writing the rows into the new tables.
+    public enum Phase: Sendable, Equatable {
+        case folding
+        case writing
+    }
+
+    public var phase = Phase.folding
     public var applied: UInt64
     public var total: UInt64
+    /// While writing: rows written, of `rowsTotal` (an upper bound until every projection's rows
+    /// are sorted: a key changed twice is one row).
+    public var rowsWritten = 0
+    public var rowsTotal = 0
 
     public init(applied: UInt64, total: UInt64) {
         self.applied = applied
         self.total = total
+    }
+
+    /// Every record folded, `written` of `rowsTotal` rows written.
+    init(writing written: Int, of rowsTotal: Int, total: UInt64) {
+        self.init(applied: total, total: total)
+        phase = .writing
+        rowsWritten = written
+        self.rowsTotal = rowsTotal
     }
 
     /// `done` of `work` units (a rebuild may read some records twice: by type, then by stream),
@@ -231,7 +250,9 @@ extension ProjectionEngine {
                 try await foldByStream(perStream, deriving: derivations, layout: layout, plan: plan, counted: (work - byStream, work), progress: progress)
             }
         }
-        try await writeOut(buffers, tables: tables)
+        try await writeOut(buffers, tables: tables) { written, rows in
+            progress(RebuildProgress(writing: written, of: rows, total: total))
+        }
         try await setCheckpoints(of: targets, through: last)
     }
 
@@ -541,8 +562,14 @@ extension ProjectionEngine {
     /// Writes the buffers out in key order, a bounded number of rows per transaction. Each
     /// projection's buffer is sorted on a thread of its own, off the writer thread, and written as
     /// soon as it is sorted, while the others are still sorting.
-    private func writeOut(_ buffers: [RowBuffer], tables: [[String: Table]]) async throws {
+    private func writeOut(
+        _ buffers: [RowBuffer], tables: [[String: Table]], progress: (_ written: Int, _ rows: Int) -> Void = { _, _ in }
+    ) async throws {
         let rowsPerTransaction = rebuildLimits.rowsPerTransaction
+        // Rows to write: each buffer's changes until it is sorted, then its rows.
+        var rowCounts = buffers.map(\.changeCount)
+        var written = 0
+        progress(0, rowCounts.reduce(0, +))
         try await withThrowingTaskGroup(of: (Int, [SortedRun]).self) { group in
             // Threads, not tasks: sorts on every thread of the task pool would keep this task
             // from handing the first sorted buffer to the writer until a second one is sorted.
@@ -554,6 +581,8 @@ extension ProjectionEngine {
                 }
             }
             for try await (index, runs) in group {
+                rowCounts[index] = runs.reduce(0) { $0 + $1.count }
+                progress(written, rowCounts.reduce(0, +))
                 var slices: [(run: SortedRun, range: Range<Int>)] = []
                 for run in runs {
                     for start in stride(from: 0, to: run.count, by: rowsPerTransaction) {
@@ -573,6 +602,8 @@ extension ProjectionEngine {
                     try await ledger.performWrite { [work] txn in
                         for slice in work { try slice.run.write(slice.range, to: tables[index][slice.run.table]!, in: txn) }
                     }
+                    written += work.reduce(0) { $0 + $1.range.count }
+                    progress(written, rowCounts.reduce(0, +))
                 }
             }
         }

@@ -170,6 +170,11 @@ final class RowBuffer: @unchecked Sendable {
         return keys.map(\.bytes).sorted { RowKey.compare($0, $1) < 0 }
     }
 
+    /// The changes held: the rows `drain` gives, and more when a key changed more than once.
+    var changeCount: Int {
+        tables.reduce(0) { $0 + ($1.map?.count ?? $1.log.count) }
+    }
+
     /// Empties the buffer into sorted runs, one per table, for `write`: the last change of
     /// each key, in key order.
     func drain() -> [SortedRun] {

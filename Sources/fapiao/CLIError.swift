@@ -72,7 +72,7 @@ enum Terminal {
 /// ten times a second.
 final class ProgressBar: @unchecked Sendable {
     private let label: String
-    private let total: UInt64?
+    private var total: UInt64?
     private let start = Date()
     private var lastDraw = Date.distantPast
     private let enabled: Bool
@@ -85,10 +85,12 @@ final class ProgressBar: @unchecked Sendable {
 
     private let lock = NSLock()
 
-    func update(_ done: UInt64, force: Bool = false) {
+    /// `total`: a new total, when the work turned out larger or smaller than first told.
+    func update(_ done: UInt64, total newTotal: UInt64? = nil, force: Bool = false) {
         guard enabled else { return }
         lock.lock()
         defer { lock.unlock() }
+        if let newTotal { total = newTotal }
         let now = Date()
         guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
         lastDraw = now
@@ -113,5 +115,34 @@ final class ProgressBar: @unchecked Sendable {
         guard enabled else { return }
         update(done, force: true)
         FileHandle.standardError.write(Data("\n".utf8))
+    }
+}
+
+/// One progress bar per phase of a long job (a new line when the phase changes), drawn on
+/// stderr when it is a terminal.
+final class PhasedProgressBars: @unchecked Sendable {
+    private let lock = NSLock()
+    private var label: String?
+    private var bar: ProgressBar?
+    private var last: UInt64 = 0
+
+    /// `total`: nil when unknown; it may change within a phase.
+    func show(_ label: String, done: UInt64, total: UInt64?) {
+        lock.lock()
+        defer { lock.unlock() }
+        if self.label != label {
+            bar?.finish(last)
+            self.label = label
+            bar = ProgressBar(label, total: total)
+        }
+        last = done
+        bar?.update(done, total: total)
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        bar?.finish(last)
+        bar = nil
     }
 }

@@ -33,9 +33,11 @@ struct ImportCommand: AsyncParsableCommand {
     func run() async throws {
         let ledger = try ledgerOptions.open(readOnly: false)
         defer { ledger.close() }
-        let bars = ImportProgressBars()
+        let bars = PhasedProgressBars()
         do {
-            let summary = try await Importer(ledger: ledger).importFile(atPath: file) { bars.show($0) }
+            let summary = try await Importer(ledger: ledger).importFile(atPath: file) { progress in
+                bars.show(progress.phase == .validating ? "validating (bytes)" : "appending (events)", done: progress.done, total: progress.total == 0 ? nil : progress.total)
+            }
             bars.finish()
             // Then the projections catch up, in large chunks, before the command returns (the
             // writer serves one thing at a time: following the import would slow both).
@@ -107,29 +109,3 @@ struct ImportCommand: AsyncParsableCommand {
     }
 }
 
-/// One progress bar per phase, drawn on stderr when it is a terminal.
-final class ImportProgressBars: @unchecked Sendable {
-    private let lock = NSLock()
-    private var phase: ImportProgress.Phase?
-    private var bar: ProgressBar?
-    private var last: UInt64 = 0
-
-    func show(_ progress: ImportProgress) {
-        lock.lock()
-        defer { lock.unlock() }
-        if phase != progress.phase {
-            bar?.finish(last)
-            phase = progress.phase
-            bar = ProgressBar(progress.phase == .validating ? "validating (bytes)" : "appending (events)", total: progress.total == 0 ? nil : progress.total)
-        }
-        last = progress.done
-        bar?.update(progress.done)
-    }
-
-    func finish() {
-        lock.lock()
-        defer { lock.unlock() }
-        bar?.finish(last)
-        bar = nil
-    }
-}

@@ -283,17 +283,18 @@ struct ProjectionsRebuild: AsyncParsableCommand {
         let ledger = try ledgerOptions.open(readOnly: false)
         defer { ledger.close() }
         let engine = try await ProjectionAccess.writer(ledger, rebuildLimits: memory.limits)
-        let bar = ProgressBar("rebuilding (events)", total: try ledger.headPosition())
+        let bars = PhasedProgressBars()
         let started = Date()
         do {
-            try await engine.rebuild(names) { bar.update($0.applied) }
+            try await engine.rebuild(names) { bars.show(rebuild: $0, label: "rebuilding (events)") }
         } catch let error as ProjectionError {
+            bars.finish()
             Terminal.error("\(error)")
             throw ExitCode.validationFailure
         }
         engine.stop()
         let head = try ledger.headPosition()
-        bar.finish(head)
+        bars.finish()
         let seconds = Date().timeIntervalSince(started)
         Terminal.write("rebuilt \(names.isEmpty ? "all projections" : names.joined(separator: ", ")) through position \(head) in \(String(format: "%.2f", seconds)) s (\(Int(Double(head) / max(seconds, 0.001))) events/s)\n")
     }
@@ -313,10 +314,10 @@ struct ProjectionsVerify: AsyncParsableCommand {
         let ledger = try ledgerOptions.open(readOnly: false)
         defer { ledger.close() }
         let engine = try await ProjectionAccess.writer(ledger, rebuildLimits: memory.limits)
-        let bar = ProgressBar("rebuilding to compare", total: try ledger.headPosition())
-        let results = try await engine.verify(names) { bar.update($0.applied) }
+        let bars = PhasedProgressBars()
+        let results = try await engine.verify(names) { bars.show(rebuild: $0, label: "rebuilding to compare (events)") }
         engine.stop()
-        bar.finish(try ledger.headPosition())
+        bars.finish()
         switch output.format {
         case .json: try JSONOutput.print(results)
         case .human:
@@ -351,5 +352,15 @@ struct RebuildMemoryOption: ParsableArguments {
     var limits: RebuildLimits {
         guard let gib else { return RebuildLimits() }
         return RebuildLimits(bufferBytes: Int(gib * Double(1 << 30)))
+    }
+}
+
+extension PhasedProgressBars {
+    /// A rebuild's records folded, then its rows written.
+    func show(rebuild progress: RebuildProgress, label: String) {
+        switch progress.phase {
+        case .folding: show(label, done: progress.applied, total: progress.total)
+        case .writing: show("writing (rows)", done: UInt64(progress.rowsWritten), total: UInt64(progress.rowsTotal))
+        }
     }
 }

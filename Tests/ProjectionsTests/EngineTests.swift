@@ -229,6 +229,29 @@ final class Flag: Sendable {
         }
     }
 
+    /// A rebuild reports the records it has folded, then the rows it writes at the end, ending
+    /// with all of them written: here (invoices only, nothing written out before the end) every
+    /// row of the new generation.
+    @Test func rebuildReportsFoldingThenWriting() async throws {
+        let directory = TemporaryDirectory()
+        try await withEngine(at: directory.ledgerPath, mode: .inline) { ledger, engine in
+            _ = try await append(ledger, distinctInvoices(1...30))
+            let head = try ledger.headPosition()
+            let reports = Mutex<[RebuildProgress]>([])
+            try await engine.rebuild([]) { progress in reports.withLock { $0.append(progress) } }
+            let seen = reports.withLock { $0 }
+            let rows = try dump(engine).tables.values.reduce(0) { $0 + $1.count }
+            let folding = seen.filter { $0.phase == .folding }
+            let writing = seen.filter { $0.phase == .writing }
+            #expect(!folding.isEmpty && !writing.isEmpty)
+            #expect(seen.firstIndex { $0.phase == .writing }! > seen.lastIndex { $0.phase == .folding }!, "folding, then writing")
+            #expect(folding.map(\.applied) == folding.map(\.applied).sorted() && folding.allSatisfy { $0.total == head })
+            #expect(writing.map(\.rowsWritten) == writing.map(\.rowsWritten).sorted())
+            #expect(writing.allSatisfy { $0.rowsWritten <= $0.rowsTotal && $0.applied == head })
+            #expect(writing.last?.rowsWritten == rows && writing.last?.rowsTotal == rows, "\(rows) rows")
+        }
+    }
+
     @Test func unknownProjectionNamesAreRefused() async throws {
         let directory = TemporaryDirectory()
         try await withEngine(at: directory.ledgerPath, mode: .inline) { _, engine in
