@@ -24,7 +24,7 @@ public final class ProjectionEngine: Sendable {
     let catalog: Table
     private let handles = Mutex<[String: Table]>([:])
     private let runner = Mutex<Task<Void, Never>?>(nil)
-    private let logger: Logger
+    let logger: Logger
     /// Records per catch-up or rebuild transaction.
     public static let chunkEvents = 20_000
     public let rebuildLimits: RebuildLimits

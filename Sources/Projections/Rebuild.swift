@@ -160,7 +160,10 @@ extension ProjectionEngine {
     private func buildNewGenerations(_ targets: [any Projection], progress: @Sendable (RebuildProgress) -> Void) async throws {
         do {
             try await buildNewGenerations(targets, fromStreamIndex: true, progress: progress)
-        } catch is StreamIndexLayout.Mismatch {
+        } catch let mismatch as StreamIndexLayout.Mismatch {
+            logger.notice(
+                "a record of a system's type is on an invoice's stream (the event contract does not allow it); grouping the log by a scan of every record instead",
+                metadata: ["position": "\(mismatch.position)"])
             try await buildNewGenerations(targets, fromStreamIndex: false, progress: progress)
         }
     }

@@ -1,8 +1,17 @@
 import ArgumentParser
 import Foundation
 import Ledger
+import Logging
 
+/// The entry point: logging set up, then the command line parsed and run.
 @main
+enum Main {
+    static func main() async {
+        CommandLog.bootstrap()
+        await Fapiao.main()
+    }
+}
+
 struct Fapiao: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fapiao",
@@ -73,4 +82,28 @@ struct FormatOption: ParsableArguments {
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case human, json
+}
+
+/// Where the ledger's, the projections' and the server's logs go: standard error, so that
+/// standard output carries only results (`--format json` among them), at the level
+/// `$FAPIAO_LOG_LEVEL` names (default info).
+enum CommandLog {
+    static let variable = "FAPIAO_LOG_LEVEL"
+
+    static func bootstrap(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        var level = Logger.Level.info
+        if let name = environment[variable] {
+            if let named = Logger.Level(rawValue: name.lowercased()) {
+                level = named
+            } else {
+                let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+                FileHandle.standardError.write(Data("fapiao: \(variable)=\(name) is not a log level (\(levels)); logging at info\n".utf8))
+            }
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
 }

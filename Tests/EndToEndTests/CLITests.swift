@@ -49,6 +49,23 @@ struct CLITests {
         #expect(FapiaoCLI.spoolFiles(in: dir).isEmpty)
     }
 
+    /// Logs go to standard error, at the level $FAPIAO_LOG_LEVEL names: standard output keeps
+    /// only results, so `--format json` stays JSON however chatty the ledger is asked to be.
+    @Test func logsGoToStandardErrorAtTheLevelAsked() throws {
+        let dir = TemporaryDirectory("cli")
+        let debug = try FapiaoCLI.run(["import", Self.samplePath, "--ledger", dir.ledgerPath, "--format", "json"], in: dir, environment: ["FAPIAO_LOG_LEVEL": "debug"])
+        #expect(debug.status == 0, "\(debug.stderr)")
+        #expect(debug.stderr.contains("merged the index tail"), "the writer's merge at close, logged at debug: \(debug.stderr.suffix(300))")
+        #expect(try FapiaoCLI.object(debug.stdout)["new"] as? Int == Self.sampleEvents, "stdout is the summary alone: \(debug.stdout.prefix(200))")
+
+        let quiet = try FapiaoCLI.run(["check", "--ledger", dir.ledgerPath], in: dir, environment: ["FAPIAO_LOG_LEVEL": "Warning"])
+        #expect(quiet.status == 0)
+        #expect(!quiet.stderr.contains("merged the index tail"))
+        let wrong = try FapiaoCLI.run(["check", "--ledger", dir.ledgerPath], in: dir, environment: ["FAPIAO_LOG_LEVEL": "loud"])
+        #expect(wrong.status == 0)
+        #expect(wrong.stderr.contains("FAPIAO_LOG_LEVEL=loud is not a log level"), "\(wrong.stderr)")
+    }
+
     @Test func rebuildAndVerifyWithTheirMemoryBudget() throws {
         let dir = TemporaryDirectory("cli")
         let imported = try FapiaoCLI.run(["import", Self.samplePath, "--ledger", dir.ledgerPath], in: dir)
