@@ -101,8 +101,8 @@ extension Ledger {
     /// Calls `body` with each stream of the `streams` index whose name lies in `[lower, upper)`
     /// (nil: unbounded) and the positions of its records through `last`, the streams in key
     /// order (LMDB's: bytewise, shorter first) and each stream's positions ascending, from one
-    /// snapshot. With `last` at most `indexedThrough()`, every stream of the range has all its
-    /// records through `last`. A rebuild groups the log by stream this way in a fraction of the
+    /// snapshot. Only the records the index holds: through `last` or this snapshot's
+    /// `indexedThrough()`, whichever is lower (the records after it are in the index tail). A rebuild groups the log by stream this way in a fraction of the
     /// time a scan of every record's header takes (an index entry is about 40 bytes, a record
     /// 500), and in parts on several cores, cut at stream names. The bytes and positions are
     /// valid only during the call.
@@ -110,8 +110,9 @@ extension Ledger {
         from lower: [UInt8]? = nil, before upper: [UInt8]? = nil, through last: UInt64,
         _ body: (_ stream: UnsafeRawBufferPointer, _ positions: UnsafeBufferPointer<UInt64>) throws -> Void
     ) throws {
-        guard last > 0 else { return }
         try environment.read { txn in
+            let last = min(last, try txn.indexedThrough(tables: tables))
+            guard last > 0 else { return }
             var positions: [UInt64] = []
             var stream = UnsafeRawBufferPointer(start: nil, count: 0)
             func flush() throws {

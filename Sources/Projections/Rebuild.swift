@@ -155,18 +155,30 @@ extension ProjectionEngine {
     }
 
     /// Builds fresh generations of `targets` from the log, grouping the log by stream from the
-    /// `streams` index (`indexLayout`); should a record contradict what that assumes, builds them
-    /// again from a scan of every record's header (`scanLayout`).
+    /// `streams` index (`indexLayout`). Should a record contradict what that assumes, builds them
+    /// again from a scan of every record's header (`scanLayout`), which can cost up to a second
+    /// fold, and notes it in the catalog: the log keeps that record, so every later rebuild of
+    /// this ledger scans from the start.
     private func buildNewGenerations(_ targets: [any Projection], progress: @Sendable (RebuildProgress) -> Void) async throws {
-        do {
-            try await buildNewGenerations(targets, fromStreamIndex: true, progress: progress)
-        } catch let mismatch as StreamIndexLayout.Mismatch {
-            logger.notice(
-                "a record of a system's type is on an invoice's stream (the event contract does not allow it); grouping the log by a scan of every record instead",
-                metadata: ["position": "\(mismatch.position)"])
-            try await buildNewGenerations(targets, fromStreamIndex: false, progress: progress)
+        let noted = try ledger.read { [catalog] txn in try txn.get(catalog, key: Self.scanLayoutKey) != nil }
+        if !noted {
+            do {
+                return try await buildNewGenerations(targets, fromStreamIndex: true, progress: progress)
+            } catch let mismatch as StreamIndexLayout.Mismatch {
+                logger.notice(
+                    "a record of a type folded in log order is on a stream named like an invoice key (the event contract puts those types on system streams); rebuilding from a scan of every record's header, now and from now on",
+                    metadata: ["position": "\(mismatch.position)"])
+                try await ledger.performWrite { [catalog] txn in
+                    try txn.put(catalog, key: Self.scanLayoutKey, value: Array("\(mismatch.position)".utf8), flags: [])
+                }
+            }
         }
+        try await buildNewGenerations(targets, fromStreamIndex: false, progress: progress)
     }
+
+    /// Catalog key: the position of a record that keeps rebuilds from grouping the log by the
+    /// streams index (see `buildNewGenerations`). No projection name begins with '#'.
+    static let scanLayoutKey = Array("#layout-by-scan".utf8)
 
     /// Creates a fresh generation for each target (discarding a crashed rebuild's) and fills it
     /// from the log through the head it began with, off the writer thread (appends go on):
@@ -237,7 +249,9 @@ extension ProjectionEngine {
                 streamTypes = targets[index].eventTypes.flatMap { wanted in streamTypes.map { $0.union(wanted) } }
             }
             let layout: StreamLayout
-            if fromStreamIndex, !perStream.isEmpty, let inOrderTypes {
+            // The index path takes invoice-named streams whole for the folds by stream: a fold
+            // in log order that reads invoice events would find none of them there.
+            if fromStreamIndex, !perStream.isEmpty, let inOrderTypes, !inOrderTypes.contains(where: { $0.streamKind == .invoice }) {
                 layout = try await indexLayout(streamTypes: streamTypes, types: inOrderTypes, total: total)
             } else {
                 layout = try await scanLayout(streams: !perStream.isEmpty, streamTypes: streamTypes, types: inOrderTypes, total: total)

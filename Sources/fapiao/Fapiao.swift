@@ -100,9 +100,10 @@ enum CommandLog {
                 FileHandle.standardError.write(Data("fapiao: \(variable)=\(name) is not a log level (\(levels)); logging at info\n".utf8))
             }
         }
+        let chosen = level
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
+            handler.logLevel = chosen
             return handler
         }
     }

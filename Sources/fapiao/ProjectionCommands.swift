@@ -286,15 +286,14 @@ struct ProjectionsRebuild: AsyncParsableCommand {
         let bars = PhasedProgressBars()
         let started = Date()
         do {
+            defer { bars.finish() }
             try await engine.rebuild(names) { bars.show(rebuild: $0, label: "rebuilding (events)") }
         } catch let error as ProjectionError {
-            bars.finish()
             Terminal.error("\(error)")
             throw ExitCode.validationFailure
         }
         engine.stop()
         let head = try ledger.headPosition()
-        bars.finish()
         let seconds = Date().timeIntervalSince(started)
         Terminal.write("rebuilt \(names.isEmpty ? "all projections" : names.joined(separator: ", ")) through position \(head) in \(String(format: "%.2f", seconds)) s (\(Int(Double(head) / max(seconds, 0.001))) events/s)\n")
     }
@@ -315,9 +314,12 @@ struct ProjectionsVerify: AsyncParsableCommand {
         defer { ledger.close() }
         let engine = try await ProjectionAccess.writer(ledger, rebuildLimits: memory.limits)
         let bars = PhasedProgressBars()
-        let results = try await engine.verify(names) { bars.show(rebuild: $0, label: "rebuilding to compare (events)") }
+        let results: [VerifyResult]
+        do {
+            defer { bars.finish() }
+            results = try await engine.verify(names) { bars.show(rebuild: $0, label: "rebuilding to compare (events)") }
+        }
         engine.stop()
-        bars.finish()
         switch output.format {
         case .json: try JSONOutput.print(results)
         case .human:

@@ -24,6 +24,20 @@ struct VersionedProjection: Projection {
     }
 }
 
+/// Folded in log order, reading only issued invoices: rows keyed by position.
+struct IssuedInOrder: Projection {
+    var name: String { "issued_in_order" }
+    var version: Int { 1 }
+    var tables: [ProjectionTableSpec] { [ProjectionTableSpec("rows")] }
+    var eventTypes: Set<EventType>? { [.invoiceIssued] }
+
+    func apply(_ batch: DecodedBatch, to store: ProjectionStore) throws {
+        for item in batch.items where item.record.type == EventType.invoiceIssued.rawValue {
+            try store.put("rows", key: BigEndian.bytes(item.record.position), value: Array(item.record.stream.utf8))
+        }
+    }
+}
+
 /// Distinct invoices, one issued event each: after position `n` exactly `n` invoices exist,
 /// which lets a reader check that what it sees is one consistent state.
 func distinctInvoices(_ range: ClosedRange<Int>) -> [NewEvent] {
@@ -251,6 +265,51 @@ final class Flag: Sendable {
             #expect(writing.map(\.rowsWritten) == writing.map(\.rowsWritten).sorted())
             #expect(writing.allSatisfy { $0.rowsWritten <= $0.rowsTotal && $0.applied == head })
             #expect(writing.last?.rowsWritten == rows && writing.last?.rowsTotal == rows, "\(rows) rows")
+        }
+    }
+
+    /// A system's event on an invoice's stream (the contract forbids it, the ledger keeps it)
+    /// sends the rebuild back to a scan of every record's header, once: the catalog notes it,
+    /// and later rebuilds scan from the start (their progress never goes back).
+    @Test func aSystemEventOnAnInvoiceStreamSendsRebuildsToTheScanForGood() async throws {
+        let directory = TemporaryDirectory()
+        let groupsOfThree = RebuildLimits(chunkEvents: 3)  // progress after every 3 records folded
+        try await withEngine(at: directory.ledgerPath, mode: .inline, rebuildLimits: groupsOfThree, options: LedgerOptions(indexMergeEventsMin: 8)) { ledger, engine in
+            _ = try await append(ledger, distinctInvoices(1...20))
+            let time = "2025-01-02T11:00:00+08:00"
+            let odd = NewEvent(
+                stream: ListTests.key(7), type: EventType.accessGranted.rawValue, source: Build.source, id: "odd", time: time,
+                occurredMicros: Literal.instant(time).micros, dataContentType: "application/json",
+                data: Array(#"{"system":"beijing-finance","user":"li.na","scope":{"all":true}}"#.utf8))
+            let position = try await ledger.append([AppendEntry(odd)]).positions[0]
+            _ = try await append(ledger, distinctInvoices(21...30))
+            let noted = { try engine.read { try $0.transaction.get(engine.catalog, key: ProjectionEngine.scanLayoutKey).map { String(decoding: $0, as: UTF8.self) } } }
+            #expect(try noted() == nil)
+
+            let first = Mutex<[UInt64]>([])
+            try await engine.rebuild([]) { progress in if progress.phase == .folding { first.withLock { $0.append(progress.applied) } } }
+            #expect(try noted() == "\(position)")
+            let second = Mutex<[UInt64]>([])
+            try await engine.rebuild([]) { progress in if progress.phase == .folding { second.withLock { $0.append(progress.applied) } } }
+            let (before, after) = (first.withLock { $0 }, second.withLock { $0 })
+            #expect(before != before.sorted(), "the first rebuild started again: \(before)")
+            #expect(after == after.sorted(), "the second went straight to the scan: \(after)")
+            for result in try await engine.verify([]) { #expect(result.identical, "\(result.name): \(result.firstDifference ?? "")") }
+        }
+    }
+
+    /// A projection folded in log order that reads invoice events (the index path would hand
+    /// every invoice stream to the folds by stream) rebuilds from a header scan, with no restart
+    /// and nothing noted, and agrees with the one maintained inline.
+    @Test func anInOrderFoldOfInvoiceEventsRebuildsFromAScan() async throws {
+        let directory = TemporaryDirectory()
+        let projections: [any Projection] = [InvoiceStateProjection(), IssuedInOrder()]
+        try await withEngine(at: directory.ledgerPath, mode: .inline, projections: projections, options: LedgerOptions(indexMergeEventsMin: 8)) { ledger, engine in
+            _ = try await append(ledger, distinctInvoices(1...30))
+            try await engine.rebuild([])
+            #expect(try engine.read { try $0.transaction.get(engine.catalog, key: ProjectionEngine.scanLayoutKey) } == nil)
+            #expect(try dump(engine).tables["issued_in_order.rows"]?.count == 30)
+            for result in try await engine.verify([]) { #expect(result.identical, "\(result.name): \(result.firstDifference ?? "")") }
         }
     }
 

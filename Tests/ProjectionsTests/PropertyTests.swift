@@ -174,7 +174,8 @@ func appendInBatches(_ ledger: Ledger, _ events: [NewEvent], sizes: [Int]) async
         let inlineDirectory = TemporaryDirectory("property-inline")
         let asyncDirectory = TemporaryDirectory("property-async")
         // The inline ledger merges its index tail every 7 records, so its rebuilds group most of
-        // the log by stream from the streams index; the async one keeps every key in its tail.
+        // the log by stream from the streams index; the async one keeps most keys in its tail
+        // (it merges only when idle for a second).
         let merging = LedgerOptions(indexMergeEventsMin: 7)
         let (inline, rebuilt) = try await withEngine(at: inlineDirectory.ledgerPath, mode: .inline, options: merging) { ledger, engine in
             try await appendInBatches(ledger, events, sizes: sizes)
