@@ -102,10 +102,11 @@ extension Ledger {
     /// (nil: unbounded) and the positions of its records through `last`, the streams in key
     /// order (LMDB's: bytewise, shorter first) and each stream's positions ascending, from one
     /// snapshot. Only the records the index holds: through `last` or this snapshot's
-    /// `indexedThrough()`, whichever is lower (the records after it are in the index tail). A rebuild groups the log by stream this way in a fraction of the
-    /// time a scan of every record's header takes (an index entry is about 40 bytes, a record
-    /// 500), and in parts on several cores, cut at stream names. The bytes and positions are
-    /// valid only during the call.
+    /// `indexedThrough()`, whichever is lower (the records after it are in the index tail).
+    /// A rebuild groups the log by stream this way in a fraction of the time a scan of every
+    /// record's header takes (an index entry is about 40 bytes, a record 500), and in parts on
+    /// several cores, cut at stream names. The bytes and positions are valid only during the
+    /// call.
     public func streamIndex(
         from lower: [UInt8]? = nil, before upper: [UInt8]? = nil, through last: UInt64,
         _ body: (_ stream: UnsafeRawBufferPointer, _ positions: UnsafeBufferPointer<UInt64>) throws -> Void
