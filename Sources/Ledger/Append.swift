@@ -75,81 +75,105 @@ struct PreparedRequest: Sendable {
             refusal = Refusal(index: 0, error: .invalid(reason: "\(entries.count) events in one request; at most \(options.requestEventsMax)"))
             return
         }
-        items.reserveCapacity(entries.count)
-        var recordBytes = 0
-        var keyBytes = 0
-        for index in entries.indices {
-            let event = entries[index].event
-            if let problem = Validation.problem(with: event, recordBytesMax: options.recordBytesMax) {
-                refusal = Refusal(index: index, error: .invalid(reason: problem))
-                break
+        // Entries are read in place through a buffer pointer: copying an `AppendEntry` out of the
+        // array retains its seven strings and its data, which cost more than encoding them.
+        var found: Refusal?
+        var prepared = 0
+        var total = Sizes()
+        entries.withUnsafeBufferPointer { entries in
+            for index in entries.indices {
+                if let problem = Validation.problem(with: entries[index].event, recordBytesMax: options.recordBytesMax) {
+                    found = Refusal(index: index, error: .invalid(reason: problem))
+                    break
+                }
+                total.add(entries[index].event)
+                prepared += 1
             }
-            recordBytes += RecordCodec.encodedSize(of: event)
-            keyBytes += event.source.utf8.count + 1 + event.id.utf8.count
         }
-        let prepared = refusal?.index ?? entries.count
-        if prepared < Self.parallelEntriesMin {
-            var part = Part()
-            part.encode(entries, 0..<prepared, recordBytes: recordBytes, keyBytes: keyBytes)
-            (records, idKeys, items) = (part.records, part.idKeys, part.items)
-            return
+        refusal = found
+        // A big request is encoded in two halves on two threads: the writer is usually waiting
+        // for it, and an appender awaiting each request has the other core to itself. Each half
+        // writes straight into its own region of the shared buffers.
+        let middle = prepared >= Self.parallelEntriesMin ? prepared / 2 : prepared
+        var firstHalf = Sizes()
+        if middle < prepared {
+            entries.withUnsafeBufferPointer { entries in
+                for index in 0..<middle { firstHalf.add(entries[index].event) }
+            }
         }
-        // A big request is encoded in two halves on two threads: the writer is usually
-        // waiting for it, and an appender awaiting each request has the other core to itself.
-        let middle = prepared / 2
-        let parts = UnsafeMutableBufferPointer<Part>.allocate(capacity: 2)
-        parts.initialize(repeating: Part())
-        defer { parts.deinitialize(); parts.deallocate() }
-        let ranges = [0..<middle, middle..<prepared]
-        nonisolated(unsafe) let target = parts
-        let (halfRecordBytes, halfKeyBytes) = (recordBytes / 2 + 4096, keyBytes / 2 + 256)
-        DispatchQueue.concurrentPerform(iterations: 2) { half in
-            target[half].encode(entries, ranges[half], recordBytes: halfRecordBytes, keyBytes: halfKeyBytes)
+        let (count, halfRecordBytes, halfKeyBytes) = (prepared, firstHalf.recordBytes, firstHalf.keyBytes)
+        var records: [UInt8] = []
+        var idKeys: [UInt8] = []
+        let items = [Item](unsafeUninitializedCapacity: prepared) { items, itemCount in
+            idKeys = [UInt8](unsafeUninitializedCapacity: total.keyBytes) { keys, keyCount in
+                records = [UInt8](unsafeUninitializedCapacity: total.recordBytes) { recordBuffer, recordCount in
+                    entries.withUnsafeBufferPointer { entries in
+                        let target = Target(entries: entries, records: recordBuffer, idKeys: keys, items: items)
+                        if middle == prepared {
+                            target.encode(0..<prepared, recordsAt: 0, keysAt: 0)
+                        } else {
+                            DispatchQueue.concurrentPerform(iterations: 2) { half in
+                                if half == 0 {
+                                    target.encode(0..<middle, recordsAt: 0, keysAt: 0)
+                                } else {
+                                    target.encode(middle..<count, recordsAt: halfRecordBytes, keysAt: halfKeyBytes)
+                                }
+                            }
+                        }
+                    }
+                    recordCount = total.recordBytes
+                }
+                keyCount = total.keyBytes
+            }
+            itemCount = prepared
         }
-        records = parts[0].records
-        idKeys = parts[0].idKeys
-        items = parts[0].items
-        items.reserveCapacity(prepared)
-        let recordShift = records.count
-        let keyShift = idKeys.count
-        records.append(contentsOf: parts[1].records)
-        idKeys.append(contentsOf: parts[1].idKeys)
-        for var item in parts[1].items {
-            item.recordOffset += recordShift
-            item.streamOffset += recordShift
-            item.idOffset += keyShift
-            items.append(item)
-        }
+        (self.records, self.idKeys, self.items) = (records, idKeys, items)
     }
 
     /// Requests with fewer entries are encoded on the caller's thread alone.
     static let parallelEntriesMin = 256
 
-    /// Encoded records and keys of a range of entries, offsets relative to this part.
-    private struct Part {
-        var records: [UInt8] = []
-        var idKeys: [UInt8] = []
-        var items: [Item] = []
+    /// The bytes a run of entries takes: records and idempotency keys.
+    private struct Sizes {
+        var recordBytes = 0
+        var keyBytes = 0
 
-        mutating func encode(_ entries: [AppendEntry], _ range: Range<Int>, recordBytes: Int, keyBytes: Int) {
-            records.reserveCapacity(recordBytes)
-            idKeys.reserveCapacity(keyBytes)
-            items.reserveCapacity(range.count)
+        mutating func add(_ event: borrowing NewEvent) {
+            recordBytes += RecordCodec.encodedSize(of: event)
+            keyBytes += event.source.utf8.count + 1 + event.id.utf8.count
+        }
+    }
+
+    /// Where the entries are encoded to: buffers sized for all of them, each range of entries
+    /// writing its own region (so two threads may fill one request).
+    private struct Target: @unchecked Sendable {
+        let entries: UnsafeBufferPointer<AppendEntry>
+        let records: UnsafeMutableBufferPointer<UInt8>
+        let idKeys: UnsafeMutableBufferPointer<UInt8>
+        let items: UnsafeMutableBufferPointer<Item>
+
+        func encode(_ range: Range<Int>, recordsAt recordStart: Int, keysAt keyStart: Int) {
+            guard !range.isEmpty, let recordBase = records.baseAddress, let keyBase = idKeys.baseAddress else { return }
+            let recordsEnd = UnsafeMutableRawPointer(recordBase + records.count)
+            let keysEnd = UnsafeMutableRawPointer(keyBase + idKeys.count)
+            var recordOffset = recordStart
+            var idOffset = keyStart
             for index in range {
-                let event = entries[index].event
-                let recordOffset = records.count
-                RecordCodec.appendTemplate(of: event, to: &records)
-                let idOffset = idKeys.count
-                idKeys.append(contentsOf: event.source.utf8)
-                idKeys.append(0)
-                idKeys.append(contentsOf: event.id.utf8)
+                let record = UnsafeMutableRawPointer(recordBase + recordOffset)
+                let recordCount = RecordCodec.writeTemplate(of: entries[index].event, to: record, end: recordsEnd)
+                let key = UnsafeMutableRawPointer(keyBase + idOffset)
+                var idCount = RecordCodec.writeUTF8(entries[index].event.source, to: key, end: keysEnd)
+                key.storeBytes(of: 0, toByteOffset: idCount, as: UInt8.self)
+                idCount += 1
+                idCount += RecordCodec.writeUTF8(entries[index].event.id, to: key + idCount, end: keysEnd)
                 let streamOffset = recordOffset + RecordCodec.fixedBytes + 2
-                let streamCount = event.stream.utf8.count
-                let streamHash = records.withUnsafeBytes { keyHash(UnsafeRawBufferPointer(rebasing: $0[streamOffset..<(streamOffset + streamCount)])) }
-                let idHash = idKeys.withUnsafeBytes { keyHash(UnsafeRawBufferPointer(rebasing: $0[idOffset...])) }
-                items.append(Item(
-                    recordOffset: recordOffset, recordCount: records.count - recordOffset, streamOffset: streamOffset,
-                    streamCount: streamCount, streamHash: streamHash, idOffset: idOffset, idCount: idKeys.count - idOffset, idHash: idHash))
+                let streamCount = Int(BigEndian.uint16(UnsafeRawBufferPointer(start: record, count: recordCount), at: RecordCodec.fixedBytes))
+                (items.baseAddress! + index).initialize(to: Item(
+                    recordOffset: recordOffset, recordCount: recordCount, streamOffset: streamOffset, streamCount: streamCount,
+                    streamHash: keyHash(UnsafeRawBufferPointer(start: record + RecordCodec.fixedBytes + 2, count: streamCount)),
+                    idOffset: idOffset, idCount: idCount, idHash: keyHash(UnsafeRawBufferPointer(start: key, count: idCount))))
+                recordOffset += recordCount
+                idOffset += idCount
             }
         }
     }
@@ -357,11 +381,11 @@ struct BatchApplier {
 
 /// Checks an event against the ledger's own limits (the domain checks its meaning elsewhere).
 enum Validation {
-    static func problem(with event: NewEvent, recordBytesMax: Int) -> String? {
+    static func problem(with event: borrowing NewEvent, recordBytesMax: Int) -> String? {
         if let problem = fieldProblem("subject (stream)", event.stream, max: LedgerOptions.streamBytesMax) { return problem }
-        if event.stream.utf8.contains(0) { return "subject (stream) contains a NUL byte" }
+        if containsNUL(event.stream) { return "subject (stream) contains a NUL byte" }
         // `source ‖ 0 ‖ id` is the idempotency key: a NUL in source would make it ambiguous.
-        if event.source.utf8.contains(0) { return "source contains a NUL byte" }
+        if containsNUL(event.source) { return "source contains a NUL byte" }
         if let problem = fieldProblem("source", event.source, max: LedgerOptions.sourceBytesMax) { return problem }
         if let problem = fieldProblem("id", event.id, max: LedgerOptions.idBytesMax) { return problem }
         if let problem = fieldProblem("type", event.type, max: LedgerOptions.typeBytesMax) { return problem }
@@ -376,7 +400,13 @@ enum Validation {
         return nil
     }
 
-    private static func fieldProblem(_ name: String, _ value: String, max: Int) -> String? {
+    private static func containsNUL(_ text: borrowing String) -> Bool {
+        text.utf8.withContiguousStorageIfAvailable { bytes in
+            bytes.count > 0 && memchr(bytes.baseAddress!, 0, bytes.count) != nil
+        } ?? text.utf8.contains(0)
+    }
+
+    private static func fieldProblem(_ name: String, _ value: borrowing String, max: Int) -> String? {
         let count = value.utf8.count
         if count == 0 { return "\(name) is empty" }
         if count > max { return "\(name) is \(count) bytes; at most \(max)" }

@@ -99,7 +99,7 @@ public enum RecordCodec {
     public static let genesisHash = [UInt8](repeating: 0, count: hashBytes)
 
     /// Size of the encoding of `event`, without encoding it.
-    static func encodedSize(of event: NewEvent) -> Int {
+    static func encodedSize(of event: borrowing NewEvent) -> Int {
         headerBytes + event.stream.utf8.count + event.type.utf8.count + event.source.utf8.count
             + event.id.utf8.count + event.time.utf8.count + (event.dataContentType?.utf8.count ?? 0)
             + event.data.count
@@ -123,19 +123,68 @@ public enum RecordCodec {
     /// recorded time, previous hash) left zero, for `patch` to fill in: everything that does
     /// not depend on the log's state, prepared before the request reaches the writer.
     static func appendTemplate(of event: NewEvent, to buffer: inout [UInt8]) {
-        buffer.append(formatVersion)
-        buffer.append(event.dataContentType == nil ? 0 : 1)
-        buffer.append(contentsOf: repeatElement(0, count: 24))
-        BigEndian.append(UInt64(bitPattern: event.occurredMicros), to: &buffer)
-        buffer.append(contentsOf: repeatElement(0, count: hashBytes))
-        appendShort(event.stream, to: &buffer)
-        appendShort(event.type, to: &buffer)
-        appendShort(event.source, to: &buffer)
-        appendShort(event.id, to: &buffer)
-        appendShort(event.time, to: &buffer)
-        appendShort(event.dataContentType ?? "", to: &buffer)
-        BigEndian.append(UInt32(event.data.count), to: &buffer)
-        buffer.append(contentsOf: event.data)
+        let start = buffer.count
+        let size = encodedSize(of: event)
+        buffer.append(contentsOf: repeatElement(0, count: size))
+        buffer.withUnsafeMutableBytes { bytes in
+            _ = writeTemplate(of: event, to: bytes.baseAddress! + start, end: bytes.baseAddress! + bytes.count)
+        }
+    }
+
+    /// Writes what `appendTemplate` appends at `out`, which has room for `encodedSize(of:)`
+    /// bytes before `end`; returns that size.
+    static func writeTemplate(of event: borrowing NewEvent, to out: UnsafeMutableRawPointer, end: UnsafeMutableRawPointer) -> Int {
+        precondition(out + headerBytes <= end, "no room for a record header")
+        out.storeBytes(of: formatVersion, as: UInt8.self)
+        out.storeBytes(of: event.dataContentType == nil ? 0 : 1, toByteOffset: 1, as: UInt8.self)
+        (out + 2).initializeMemory(as: UInt8.self, repeating: 0, count: 24)
+        out.storeBytes(of: UInt64(bitPattern: event.occurredMicros).bigEndian, toByteOffset: 26, as: UInt64.self)
+        (out + 34).initializeMemory(as: UInt8.self, repeating: 0, count: hashBytes)
+        var at = fixedBytes
+        at += writeShort(event.stream, to: out + at, end: end)
+        at += writeShort(event.type, to: out + at, end: end)
+        at += writeShort(event.source, to: out + at, end: end)
+        at += writeShort(event.id, to: out + at, end: end)
+        at += writeShort(event.time, to: out + at, end: end)
+        if let contentType = event.dataContentType {
+            at += writeShort(contentType, to: out + at, end: end)
+        } else {
+            at += writeShort("", to: out + at, end: end)
+        }
+        let dataCount = event.data.count
+        precondition(out + at + 4 + dataCount <= end, "no room for the record's data")
+        out.storeBytes(of: UInt32(dataCount).bigEndian, toByteOffset: at, as: UInt32.self)
+        at += 4
+        event.data.withUnsafeBytes { data in
+            if let base = data.baseAddress, dataCount > 0 { (out + at).copyMemory(from: base, byteCount: dataCount) }
+        }
+        return at + dataCount
+    }
+
+    /// Writes a string's UTF-8 bytes at `out` (room checked against `end`); returns their count.
+    @inline(__always)
+    static func writeUTF8(_ text: borrowing String, to out: UnsafeMutableRawPointer, end: UnsafeMutableRawPointer) -> Int {
+        let count = text.utf8.count
+        precondition(out + count <= end, "no room for a string")
+        let copied: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
+            if let base = bytes.baseAddress, count > 0 { out.copyMemory(from: base, byteCount: count) }
+        }
+        if copied == nil {
+            var at = 0
+            for byte in text.utf8 {
+                out.storeBytes(of: byte, toByteOffset: at, as: UInt8.self)
+                at += 1
+            }
+        }
+        return count
+    }
+
+    @inline(__always)
+    private static func writeShort(_ text: borrowing String, to out: UnsafeMutableRawPointer, end: UnsafeMutableRawPointer) -> Int {
+        let count = text.utf8.count
+        precondition(count <= Int(UInt16.max) && out + 2 <= end, "field longer than 65535 bytes")
+        out.storeBytes(of: UInt16(count).bigEndian, as: UInt16.self)
+        return 2 + writeUTF8(text, to: out + 2, end: end)
     }
 
     /// Writes the writer's fields into an encoded record (see `appendTemplate`).
@@ -149,13 +198,6 @@ public enum RecordCodec {
         record.storeBytes(of: streamVersion.bigEndian, toByteOffset: 10, as: UInt64.self)
         record.storeBytes(of: UInt64(bitPattern: recordedMicros).bigEndian, toByteOffset: 18, as: UInt64.self)
         UnsafeMutableRawBufferPointer(rebasing: record[34..<66]).copyMemory(from: previousHash)
-    }
-
-    private static func appendShort(_ text: String, to buffer: inout [UInt8]) {
-        let utf8 = text.utf8
-        precondition(utf8.count <= Int(UInt16.max), "field longer than 65535 bytes")
-        BigEndian.append(UInt16(utf8.count), to: &buffer)
-        buffer.append(contentsOf: utf8)
     }
 
     /// Decodes stored bytes. Throws `LedgerError.corruptRecord` when they do not parse:

@@ -56,6 +56,45 @@ import Testing
         }
     }
 
+    /// The appender writes records and keys straight into shared buffers, two halves at once:
+    /// every byte must be what the codec encodes, whatever the fields look like, and a refusal
+    /// in the second half stops the encoding there.
+    @Test func preparedBytesAreTheCodecsForEveryShapeOfEvent() throws {
+        let count = PreparedRequest.parallelEntriesMin * 2 + 5
+        let entries: [AppendEntry] = (0..<count).map { index in
+            var entry = Fixture.entry(stream: index % 3 == 0 ? "发票-\(index)" : "s\(index % 11)", id: String(repeating: "i", count: 1 + index % 40))
+            entry.event.source = index % 5 == 0 ? "urn:来源:\(index % 4)" : "s"
+            entry.event.type = "type.\(index % 17)"
+            entry.event.dataContentType = index % 4 == 0 ? nil : (index % 4 == 1 ? "" : "application/json")
+            entry.event.data = Array(repeating: UInt8(index % 251), count: (index * 37) % 900)
+            entry.event.occurredMicros = Int64(index) * -1_000_003
+            return entry
+        }
+        func check(_ entries: [AppendEntry], expectedItems: Int) throws {
+            let prepared = PreparedRequest(entries, options: LedgerOptions())
+            #expect(prepared.items.count == expectedItems)
+            var expected: [UInt8] = []
+            for (index, item) in prepared.items.enumerated() {
+                let event = entries[index].event
+                RecordCodec.encode(event, position: 0, streamVersion: 0, recordedMicros: 0, previousHash: RecordCodec.genesisHash, into: &expected)
+                #expect(Array(prepared.records[item.recordOffset..<(item.recordOffset + item.recordCount)]) == expected, "record \(index)")
+                #expect(Array(prepared.records[item.streamOffset..<(item.streamOffset + item.streamCount)]) == Array(event.stream.utf8))
+                let idKey = Array(event.source.utf8) + [0] + Array(event.id.utf8)
+                #expect(Array(prepared.idKeys[item.idOffset..<(item.idOffset + item.idCount)]) == idKey)
+                #expect(item.streamHash == Array(event.stream.utf8).withUnsafeBytes { keyHash($0) })
+                #expect(item.idHash == idKey.withUnsafeBytes { keyHash($0) })
+            }
+            let last = try #require(prepared.items.last)
+            #expect(prepared.records.count == last.recordOffset + last.recordCount)
+        }
+        try check(entries, expectedItems: count)
+        try check(Array(entries.prefix(PreparedRequest.parallelEntriesMin - 1)), expectedItems: PreparedRequest.parallelEntriesMin - 1)
+        var refused = entries
+        refused[count - 20].event.stream = "a\u{0}b"
+        try check(refused, expectedItems: count - 20)
+        #expect(PreparedRequest(refused, options: LedgerOptions()).refusal?.index == count - 20)
+    }
+
     /// Many merges, so most keys are in the B-trees and the filter (once its scan is in) decides
     /// whether the writer looks there; then a reopening, whose writer starts a new filter.
     @Test func idempotencyAndVersionsHoldAcrossMergesFiltersAndReopening() async throws {
