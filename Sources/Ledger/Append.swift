@@ -213,12 +213,12 @@ struct BatchApplier {
 
     /// Applies one request. A refusal is returned (and recorded), never thrown; thrown errors
     /// are storage failures that doom the whole transaction.
-    mutating func apply(_ request: PreparedRequest, recordedMicros: Int64, in txn: Transaction, streams: Cursor)
+    mutating func apply(_ request: PreparedRequest, recordedMicros: Int64, in txn: Transaction, indexTxn: Transaction, streams: Cursor)
         throws -> Result<AppendResult, LedgerError>
     {
         head.recordedMicros = recordedMicros
         let entries = request.entries
-        if let refusal = try plan(request, in: txn, streams: streams) {
+        if let refusal = try plan(request, in: txn, indexTxn: indexTxn, streams: streams) {
             // An empty request names no event, so there is nothing to record about it.
             if entries.indices.contains(refusal.index) {
                 try recordRejection(refusal.error, entry: entries[refusal.index], request: entries, in: txn)
@@ -237,7 +237,8 @@ struct BatchApplier {
 
     /// Plans the prepared entries into `steps`, adding each new record's keys to the tail.
     /// Returns the first refusal (and takes this request's keys out of the tail again).
-    private mutating func plan(_ request: PreparedRequest, in txn: Transaction, streams: Cursor) throws -> PreparedRequest.Refusal? {
+    /// `indexTxn` is a snapshot of `index/` (the B-trees); `streams` a cursor in it.
+    private mutating func plan(_ request: PreparedRequest, in txn: Transaction, indexTxn: Transaction, streams: Cursor) throws -> PreparedRequest.Refusal? {
         steps.removeAll(keepingCapacity: true)
         newEntries.removeAll(keepingCapacity: true)
         let requestStart = head.position
@@ -246,7 +247,7 @@ struct BatchApplier {
             // The entries before an invalid one are planned first: one of them may be refused first.
             let refusal = try request.records.withUnsafeBytes { records in
                 try request.idKeys.withUnsafeBytes { idKeys in
-                    try planEntries(request, records: records, idKeys: idKeys, state: &state, requestStart: requestStart, in: txn, streams: streams)
+                    try planEntries(request, records: records, idKeys: idKeys, state: &state, requestStart: requestStart, in: txn, indexTxn: indexTxn, streams: streams)
                 }
             } ?? request.refusal
             if refusal != nil { state.truncate(after: requestStart) }
@@ -256,7 +257,7 @@ struct BatchApplier {
 
     private mutating func planEntries(
         _ request: PreparedRequest, records: UnsafeRawBufferPointer, idKeys: UnsafeRawBufferPointer, state: inout TailIndex.State,
-        requestStart: UInt64, in txn: Transaction, streams: Cursor
+        requestStart: UInt64, in txn: Transaction, indexTxn: Transaction, streams: Cursor
     ) throws -> PreparedRequest.Refusal? {
         let entries = request.entries
         var next = requestStart
@@ -266,7 +267,7 @@ struct BatchApplier {
             if let entry = state.entry(ofIdKey: idKey, hash: item.idHash) {
                 original = state.position(ofEntry: entry)
             } else if filters?.mayHoldID(item.idHash) ?? true {
-                original = try txn.get(tables.idempotency, key: idKey).map { BigEndian.uint64($0) }
+                original = try indexTxn.get(tables.idempotency, key: idKey).map { BigEndian.uint64($0) }
             } else {
                 original = nil
             }

@@ -40,6 +40,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var head: LogHead
     /// Created at the first append batch; used only on the writer thread.
     private var filters: IndexFilters?
+    /// Merges the tail into `index/` on a thread of its own.
+    private let merger: IndexMerger
     /// Set before the thread starts; cleared when it ends. Guarded by `condition`.
     private var thread: Thread?
 
@@ -57,6 +59,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         self.logger = logger
         self.clock = clock
         self.committed = committed
+        self.merger = IndexMerger(merged: tail.state.withLock { $0.indexedThrough })
         let thread = Thread { [self] in self.run() }
         thread.name = "fapiao-ledger-writer"
         self.thread = thread
@@ -140,22 +143,34 @@ final class GroupCommitWriter: @unchecked Sendable {
         var lastStaleCheck = Date()
         while let work = nextBatch() {
             runJobs()
+            takeMerged()
             guard let batch = work else {
-                mergeIndexTail(reason: "idle")
+                startMerge(reason: "idle")
                 continue
             }
             if batch.isEmpty { continue }
             commit(batch)
-            if tail.state.withLock({ $0.count }) >= options.indexMergeEventsMin { mergeIndexTail(reason: "size") }
+            let waiting = tail.state.withLock { $0.count }
+            if waiting >= options.indexMergeEventsMin {
+                // Past a few merges' worth the merges are not keeping up: the writer waits for
+                // the running one, so the tail (memory, and the next merge) stays bounded.
+                if waiting >= Self.tailBacklogMerges * options.indexMergeEventsMin && merger.isRunning {
+                    logger.debug("waiting for the index merge", metadata: ["tail": "\(waiting)"])
+                    merger.wait()
+                    takeMerged()
+                }
+                startMerge(reason: "size")
+            }
             if Date().timeIntervalSince(lastStaleCheck) > Self.staleReaderCheckSeconds {
                 lastStaleCheck = Date()
                 if let cleared = try? environment.clearStaleReaders(), cleared > 0 {
                     logger.info("cleared stale reader slots", metadata: ["count": "\(cleared)"])
                 }
+                _ = try? tables.index.clearStaleReaders()
             }
         }
         runJobs()
-        mergeIndexTail(reason: "close")
+        mergeAll(reason: "close")
         filters?.stop()
         condition.lock()
         isFinished = true
@@ -163,6 +178,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
     }
+
+    /// How many merges' worth of tail the writer lets build up behind a running merge.
+    static let tailBacklogMerges = 4
 
     /// Waits for work, then takes whole requests up to `batchEventsMax` events (at least one).
     /// Returns nil when closing and the queue is drained, and `.some(nil)` when the writer has
@@ -210,13 +228,12 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// e.g. on a full map) appends are refused with the merge's error until a merge succeeds:
     /// the tail neither grows without bound nor outgrows its 32-bit offsets.
     static let tailKeyBytesMax = 1 << 30
-    private var lastMergeError: (any Error)?
 
     private func commit(_ batch: [Pending]) {
         if tail.state.withLock({ $0.arena.count }) > Self.tailKeyBytesMax {
-            mergeIndexTail(reason: "full")
+            mergeAll(reason: "full")
             if tail.state.withLock({ $0.arena.count }) > Self.tailKeyBytesMax {
-                let cause = lastMergeError.map { Self.ledgerError($0, mapSizeBytes: environment.usage().mapSizeBytes) }
+                let cause = merger.lastFailure.map { Self.ledgerError($0, mapSizeBytes: tables.index.usage().mapSizeBytes) }
                 let failure = cause ?? .storage("the index tail is full and could not be merged")
                 logger.error("appends refused: the index tail is full and merging it fails", metadata: ["error": "\(failure)"])
                 for pending in batch { pending.completion(.failure(failure)) }
@@ -226,8 +243,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         let start = head
         let observer = currentObserver
         if filters == nil {
-            let keys = (try? environment.read { txn in try txn.count(tables.idempotency) }) ?? 0
-            filters = IndexFilters(environment: environment, tables: tables, capacity: 2 * keys)
+            let keys = (try? tables.index.read { txn in try txn.count(tables.idempotency) }) ?? 0
+            filters = IndexFilters(tables: tables, capacity: 2 * keys)
         }
         filters?.maintain()
         var applier = BatchApplier(
@@ -236,15 +253,19 @@ final class GroupCommitWriter: @unchecked Sendable {
         var results: [Result<AppendResult, LedgerError>] = []
         results.reserveCapacity(batch.count)
         do {
-            try environment.write { txn in
-                try txn.withCursor(tables.streams) { streams in
-                    for pending in batch {
-                        results.append(try applier.apply(pending.request, recordedMicros: now, in: txn, streams: streams))
+            // The index's snapshot holds every merge whose keys the tail no longer has
+            // (`takeMerged` runs before each batch, on this thread).
+            try tables.index.read { index in
+                try environment.write { txn in
+                    try index.withCursor(tables.streams) { streams in
+                        for pending in batch {
+                            results.append(try applier.apply(pending.request, recordedMicros: now, in: txn, indexTxn: index, streams: streams))
+                        }
                     }
-                }
-                if applier.head.position != start.position {
-                    try applier.storeHead(in: txn)
-                    if let observer { try observer.didAppend(applier.records, in: txn) }
+                    if applier.head.position != start.position {
+                        try applier.storeHead(in: txn)
+                        if let observer { try observer.didAppend(applier.records, in: txn) }
+                    }
                 }
             }
         } catch {
@@ -261,19 +282,39 @@ final class GroupCommitWriter: @unchecked Sendable {
         for (pending, result) in zip(batch, results) { pending.completion(result) }
     }
 
-    /// Moves the tail's keys into the B-trees (see `TailIndex`). A failure leaves the tail as
-    /// it was: the keys stay in memory and in the log, and the next merge tries again.
-    private func mergeIndexTail(reason: String) {
+    // MARK: Merging the index tail
+
+    /// Starts merging the tail's keys through the head into `index/`, unless a merge is running.
+    private func startMerge(reason: String) {
+        takeMerged()
         let through = head.position
         guard tail.state.withLock({ $0.coveredThrough > $0.indexedThrough }) else { return }
-        do {
-            try environment.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, filters: filters, in: txn) }
-            tail.state.withLock { $0.prune(through: through) }
-            lastMergeError = nil
-            logger.debug("merged the index tail", metadata: ["through": "\(through)", "reason": "\(reason)"])
-        } catch {
-            lastMergeError = error
-            logger.warning("index merge failed; the keys stay in memory and will be merged later", metadata: ["error": "\(error)"])
+        merger.start(tail: tail, through: through, tables: tables, logger: logger, reason: reason)
+    }
+
+    /// Merges everything in the tail and waits for it (closing, or a tail too big to grow).
+    private func mergeAll(reason: String) {
+        merger.wait()
+        takeMerged()
+        startMerge(reason: reason)
+        merger.wait()
+        takeMerged()
+    }
+
+    /// Takes what a finished merge committed: its keys go into the filters and leave the tail.
+    /// Only here, on the writer thread, before the batch's index snapshot is taken.
+    private func takeMerged() {
+        let merged = merger.merged
+        tail.state.withLock { state in
+            guard merged > state.indexedThrough else { return }
+            let count = Int(min(merged, state.coveredThrough) - state.indexedThrough)
+            if let filters {
+                for index in 0..<count {
+                    let entry = state.entry(at: index)
+                    filters.insert(streamHash: entry.streamHash, idHash: entry.idHash)
+                }
+            }
+            state.prune(through: merged)
         }
     }
 
@@ -284,5 +325,80 @@ final class GroupCommitWriter: @unchecked Sendable {
         case LMDBError.noSpace: return .diskFull
         default: return .storage("\(error)")
         }
+    }
+}
+
+/// Merges the index tail into `index/` on a thread of its own, one merge at a time, so the
+/// log's writer goes on appending meanwhile. The writer starts merges and takes their result
+/// (`merged`) between batches; only it prunes the tail.
+final class IndexMerger: @unchecked Sendable {
+    private let condition = NSCondition()
+    // Guarded by `condition`.
+    private var running = false
+    private var mergedThrough: UInt64
+    private var failure: (any Error)?
+
+    init(merged: UInt64) {
+        mergedThrough = merged
+    }
+
+    /// Every record through this position is in `index/`'s B-trees.
+    var merged: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return mergedThrough
+    }
+
+    var isRunning: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return running
+    }
+
+    /// The last merge's error, if it failed.
+    var lastFailure: (any Error)? {
+        condition.lock()
+        defer { condition.unlock() }
+        return failure
+    }
+
+    /// Starts a merge of the tail's keys through `through` unless one is running. A failure
+    /// leaves everything as it was: the keys stay in the tail (and in the log), and the next
+    /// merge tries again.
+    func start(tail: TailIndex, through: UInt64, tables: LedgerTables, logger: Logger, reason: String) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !running, through > mergedThrough else { return }
+        running = true
+        let thread = Thread { [self] in
+            let started = DispatchTime.now().uptimeNanoseconds
+            var outcome: (any Error)?
+            do {
+                try tables.index.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
+            } catch {
+                outcome = error
+            }
+            let milliseconds = (DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
+            if let outcome {
+                logger.warning("index merge failed; the keys stay in memory and will be merged later", metadata: ["error": "\(outcome)"])
+            } else {
+                logger.debug("merged the index tail", metadata: ["through": "\(through)", "reason": "\(reason)", "ms": "\(milliseconds)"])
+            }
+            condition.lock()
+            if outcome == nil { mergedThrough = max(mergedThrough, through) }
+            failure = outcome
+            running = false
+            condition.broadcast()
+            condition.unlock()
+        }
+        thread.name = "fapiao-index-merge"
+        thread.start()
+    }
+
+    /// Waits until no merge is running.
+    func wait() {
+        condition.lock()
+        while running { condition.wait() }
+        condition.unlock()
     }
 }

@@ -69,7 +69,6 @@ final class IndexFilters: @unchecked Sendable {
     private var build: Build?
     /// Scans that failed (a storage error): after three the writer keeps searching the B-trees.
     private var failures = 0
-    private let environment: Environment
     private let tables: LedgerTables
 
     private static let minimumCapacity = 1 << 18
@@ -81,8 +80,7 @@ final class IndexFilters: @unchecked Sendable {
         let finished = DispatchSemaphore(value: 0)
     }
 
-    init(environment: Environment, tables: LedgerTables, capacity: Int) {
-        self.environment = environment
+    init(tables: LedgerTables, capacity: Int) {
         self.tables = tables
         streams = KeyFilter(capacity: max(capacity, Self.minimumCapacity))
         ids = KeyFilter(capacity: max(capacity, Self.minimumCapacity))
@@ -137,7 +135,7 @@ final class IndexFilters: @unchecked Sendable {
     private func start() {
         let build = Build()
         self.build = build
-        let environment = environment
+        let environment = tables.index
         let tables = tables
         let empty = (streams: KeyFilter(capacity: streams.capacity), ids: KeyFilter(capacity: ids.capacity))
         let thread = Thread {

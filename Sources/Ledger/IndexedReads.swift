@@ -7,7 +7,10 @@ import Glibc
 /// (records through `meta.indexed`) and the in-memory tail (records after it, up to the
 /// snapshot's head).
 struct IndexedSnapshot {
+    /// The log's snapshot.
     let txn: Transaction
+    /// The index's snapshot, taken before `txn`: the log holds at least what it indexes.
+    let indexTxn: Transaction
     let tables: LedgerTables
     let tail: TailIndex
     let indexed: UInt64
@@ -16,14 +19,14 @@ struct IndexedSnapshot {
     /// The current version of `stream`: how many events it has in this snapshot.
     func streamVersion(_ stream: String) throws -> UInt64 {
         if let entry = tail.latest(of: stream, atOrBefore: head) { return entry.version }
-        return try txn.withCursor(tables.streams) { cursor in try cursor.streamVersion(stream) }
+        return try indexTxn.withCursor(tables.streams) { cursor in try cursor.streamVersion(stream) }
     }
 
     /// Positions of `stream`'s events from `fromVersion` on, at most `limit`.
     func streamPositions(_ stream: String, fromVersion: UInt64, limit: Int) throws -> [UInt64] {
         let prefix = Array(stream.utf8) + [0]
         var positions: [UInt64] = []
-        try txn.withCursor(tables.streams) { cursor in
+        try indexTxn.withCursor(tables.streams) { cursor in
             var entry = try cursor.seek(atLeast: LedgerKeys.streamVersion(stream, fromVersion))
             while let current = entry, positions.count < limit,
                 current.key.count == prefix.count + 8, current.key.starts(with: prefix)
@@ -44,17 +47,18 @@ struct IndexedSnapshot {
     /// The position recorded for `(source, id)`, if any.
     func position(source: String, id: String) throws -> UInt64? {
         if let position = tail.position(source: source, id: id, atOrBefore: head) { return position }
-        return try txn.get(tables.idempotency, key: LedgerKeys.idempotency(source: source, id: id)).map {
+        return try indexTxn.get(tables.idempotency, key: LedgerKeys.idempotency(source: source, id: id)).map {
             $0.withUnsafeBytes { BigEndian.uint64($0) }
         }
     }
 }
 
 extension Transaction {
-    /// `meta.indexed`: the B-trees hold every record through it.
+    /// `meta.indexed`: the B-trees hold every record through it. On a transaction of the
+    /// index's environment (`tables.index`).
     func indexedThrough(tables: LedgerTables) throws -> UInt64 {
         try LedgerTables.indexedKey.withUnsafeBytes { key in
-            try get(tables.meta, key: key).map { BigEndian.uint64($0) } ?? 0
+            try get(tables.indexMeta, key: key).map { BigEndian.uint64($0) } ?? 0
         }
     }
 }
@@ -64,15 +68,19 @@ extension Ledger {
     /// merge the tail already knows of is retried with a fresh one (rare: merges are).
     func readIndexed<T>(_ body: (IndexedSnapshot) throws -> T) throws -> T {
         for _ in 0..<8 {
-            let answer: T? = try environment.read { txn in
-                let indexed = try txn.indexedThrough(tables: tables)
-                let head = try Self.lastPosition(in: txn, tables: tables)
-                guard try tail.synchronize(with: txn, tables: tables, indexed: indexed, head: head) else { return nil }
-                let answer = try body(IndexedSnapshot(txn: txn, tables: tables, tail: tail, indexed: indexed, head: head))
-                // A merge that committed while `body` ran has pruned tail entries this snapshot's
-                // B-trees do not hold (it began before the merge): what `body` read may lack them.
-                guard tail.state.withLock({ $0.indexedThrough }) <= indexed else { return nil }
-                return answer
+            // The index's snapshot first: a merge indexes only committed records, so the log's
+            // snapshot, taken after, holds everything the index's does.
+            let answer: T? = try tables.index.read { indexTxn in
+                try environment.read { txn in
+                    let indexed = try indexTxn.indexedThrough(tables: tables)
+                    let head = try Self.lastPosition(in: txn, tables: tables)
+                    guard try tail.synchronize(with: txn, tables: tables, indexed: indexed, head: head) else { return nil }
+                    let answer = try body(IndexedSnapshot(txn: txn, indexTxn: indexTxn, tables: tables, tail: tail, indexed: indexed, head: head))
+                    // A prune after a merge that committed while `body` ran has taken tail entries
+                    // this snapshot's B-trees do not hold: what `body` read may lack them.
+                    guard tail.state.withLock({ $0.indexedThrough }) <= indexed else { return nil }
+                    return answer
+                }
             }
             if let answer { return answer }
         }
@@ -159,28 +167,36 @@ enum IndexMerge {
     }
 
     /// Copies the tail's keys through `through`, sorted by key, so the B-tree inserts walk the
-    /// trees in order and share pages.
-    static func merge(tail: TailIndex, through: UInt64, tables: LedgerTables, filters: IndexFilters?, in txn: Transaction) throws {
+    /// trees in order and share pages. The keys taken are those of records after the B-trees' own `indexed` (the tail may still
+    /// hold ones merged before, until the writer prunes them).
+    static func merge(tail: TailIndex, through: UInt64, tables: LedgerTables, in txn: Transaction) throws {
         var streamKeys = SortedKeys()
         var idKeys = SortedKeys()
-        tail.state.withLock { state in
-            let count = Int(min(through, state.coveredThrough) - min(through, state.indexedThrough))
-            streamKeys.keys.reserveCapacity(count)
-            idKeys.keys.reserveCapacity(count)
+        let after = try txn.indexedThrough(tables: tables)
+        guard through > after else { return }
+        let covered = tail.state.withLock { state -> Bool in
+            guard state.indexedThrough <= after, state.coveredThrough >= through else { return false }
+            let first = Int(after - state.indexedThrough)
+            let end = Int(through - state.indexedThrough)
+            streamKeys.keys.reserveCapacity(end - first)
+            idKeys.keys.reserveCapacity(end - first)
             streamKeys.arena.reserveCapacity(state.arena.count)
             idKeys.arena.reserveCapacity(state.arena.count)
-            for index in 0..<count {
+            for index in first..<end {
                 let entry = state.entry(at: index)
                 let position = state.position(ofEntry: index)
-                filters?.insert(streamHash: entry.streamHash, idHash: entry.idHash)
                 state.withKey(of: entry, stream: true) { streamKeys.append($0, suffix: entry.version, position: position) }
                 state.withKey(of: entry, stream: false) { idKeys.append($0, suffix: nil, position: position) }
             }
+            return true
+        }
+        guard covered else {
+            throw LedgerError.storage("the index tail does not hold the records \(after + 1) through \(through) that index/ lacks")
         }
         streamKeys.sort()
         idKeys.sort()
         try streamKeys.put(into: tables.streams, in: txn)
         try idKeys.put(into: tables.idempotency, in: txn)
-        try txn.put(tables.meta, key: LedgerTables.indexedKey, value: BigEndian.bytes(through), flags: [])
+        try txn.put(tables.indexMeta, key: LedgerTables.indexedKey, value: BigEndian.bytes(through), flags: [])
     }
 }

@@ -44,6 +44,7 @@ public final class Ledger: Sendable {
     ) async throws -> T {
         var ledger: Ledger? = try open(at: path, options: options, clock: clock)
         weak let environment = ledger?.environment
+        weak let index = ledger?.tables.index
         let outcome: Result<T, any Error>
         do {
             outcome = .success(try await body(ledger!))
@@ -52,10 +53,10 @@ public final class Ledger: Sendable {
         }
         ledger?.close()
         ledger = nil
-        for _ in 0..<10_000 where environment != nil {
+        for _ in 0..<10_000 where environment != nil || index != nil {
             try await Task.sleep(nanoseconds: 1_000_000)
         }
-        guard environment == nil else { throw LedgerError.storage("the ledger at \(path) is still open 10 s after close(): something kept it") }
+        guard environment == nil && index == nil else { throw LedgerError.storage("the ledger at \(path) is still open 10 s after close(): something kept it") }
         return try outcome.get()
     }
 
@@ -70,17 +71,21 @@ public final class Ledger: Sendable {
         if !existing.isEmpty && !existing.contains("meta") {
             throw LedgerError.incompatible(path: path, reason: "it is an LMDB environment of another program (tables: \(existing.prefix(5).joined(separator: ", ")))")
         }
+        try checkFormat(of: environment, path: path)
+        let (index, legacy) = try openIndex(of: environment, at: path, existing: existing, options: options, logger: logger)
         let tables: LedgerTables
         do {
-            tables = try LedgerTables.open(in: environment, create: !options.readOnly)
+            tables = try LedgerTables.open(in: environment, index: index, legacy: legacy, create: !options.readOnly)
         } catch LMDBError.notFound {
             throw LedgerError.incompatible(path: path, reason: "it has no fapiao tables")
         }
-        try checkFormat(of: environment, tables: tables, path: path)
         let cleared = try environment.clearStaleReaders()
         if cleared > 0 { logger.info("cleared stale reader slots at open", metadata: ["count": "\(cleared)"]) }
-        let indexed = try environment.read { txn in try txn.indexedThrough(tables: tables) }
-        let tail = TailIndex(indexedThrough: indexed)
+        if !legacy { _ = try index.clearStaleReaders() }
+        let indexed = try index.read { txn in try txn.indexedThrough(tables: tables) }
+        // A reader prunes the shared tail only in a process without a writer: the writer's
+        // batch may be looking up keys in an index snapshot older than the reader's.
+        let tail = TailIndex(indexedThrough: indexed, readersPrune: options.readOnly)
         guard !options.readOnly else {
             return Ledger(path: path, options: options, environment: environment, tables: tables, tail: tail, writer: nil, logger: logger)
         }
@@ -283,19 +288,126 @@ public final class Ledger: Sendable {
         }
     }
 
-    private static func checkFormat(of environment: Environment, tables: LedgerTables, path: String) throws {
-        if !environment.options.readOnly {
-            try environment.write { txn in
-                if try txn.get(tables.meta, key: LedgerTables.formatKey) == nil {
-                    try txn.put(tables.meta, key: LedgerTables.formatKey, value: LedgerTables.formatValue, flags: [.noOverwrite])
-                    try txn.put(tables.meta, key: LedgerTables.indexedKey, value: BigEndian.bytes(0), flags: [.noOverwrite])
+    private static func checkFormat(of environment: Environment, path: String) throws {
+        let readOnly = environment.options.readOnly
+        let format: [UInt8]? = try {
+            do {
+                let meta = try environment.openTable("meta", create: !readOnly)
+                if !readOnly {
+                    try environment.write { txn in
+                        if try txn.get(meta, key: LedgerTables.formatKey) == nil {
+                            try txn.put(meta, key: LedgerTables.formatKey, value: LedgerTables.formatValue, flags: [.noOverwrite])
+                        }
+                    }
                 }
+                return try environment.read { txn in try txn.get(meta, key: LedgerTables.formatKey) }
+            } catch LMDBError.notFound {
+                throw LedgerError.incompatible(path: path, reason: "it has no fapiao tables")
             }
-        }
-        let format = try environment.read { txn in try txn.get(tables.meta, key: LedgerTables.formatKey) }
+        }()
         guard format == LedgerTables.formatValue else {
             let found = format.map { String(decoding: $0, as: UTF8.self) } ?? "none"
             throw LedgerError.incompatible(path: path, reason: "format \(found), expected \(String(decoding: LedgerTables.formatValue, as: UTF8.self))")
+        }
+    }
+
+    /// Opens `index/`, the environment of the `streams` and `idempotency` B-trees, creating it
+    /// when writable. A writer moves the B-trees of a ledger written by an earlier version (kept
+    /// in the log's environment) into it, once; a read-only opening of such a ledger reads them
+    /// where they are (`legacy`).
+    private static func openIndex(
+        of environment: Environment, at path: String, existing: [String], options: LedgerOptions, logger: Logger
+    ) throws -> (index: Environment, legacy: Bool) {
+        let indexPath = path + "/" + LedgerTables.indexDirectory
+        let envOptions = Environment.Options(
+            mapSizeBytes: options.mapSizeBytes, tablesMax: 4, readersMax: options.readersMax, readOnly: options.readOnly, noSync: false)
+        let hasLegacy = LedgerTables.legacyIndexTables.allSatisfy(existing.contains)
+        if options.readOnly {
+            guard FileManager.default.fileExists(atPath: indexPath + "/data.mdb") else { return (environment, true) }
+            let index = try openIndexEnvironment(at: indexPath, options: envOptions)
+            let marked: [UInt8]?
+            do {
+                let meta = try index.openTable("meta", create: false)
+                marked = try index.read { txn in try txn.get(meta, key: LedgerTables.formatKey) }
+            } catch LMDBError.notFound {
+                marked = nil
+            }
+            if marked == LedgerTables.indexFormatValue { return (index, false) }
+            guard hasLegacy else { throw LedgerError.incompatible(path: path, reason: "its index/ is incomplete and no writer has opened it since") }
+            return (environment, true)
+        }
+        try FileManager.default.createDirectory(atPath: indexPath, withIntermediateDirectories: true)
+        let index = try openIndexEnvironment(at: indexPath, options: envOptions)
+        let indexMeta = try index.openTable("meta", create: true)
+        let marked = try index.read { txn in try txn.get(indexMeta, key: LedgerTables.formatKey) }
+        if let marked, marked != LedgerTables.indexFormatValue {
+            throw LedgerError.incompatible(path: path, reason: "its index/ has format \(String(decoding: marked, as: UTF8.self)), expected \(String(decoding: LedgerTables.indexFormatValue, as: UTF8.self))")
+        }
+        let legacyTables = hasLegacy ? try LedgerTables.legacyIndexTables.map { try environment.openTable($0, create: false) } : []
+        let meta = try environment.openTable("meta", create: false)
+        if marked == nil {
+            try moveLegacyIndex(from: environment, tables: legacyTables, meta: meta, into: index, indexMeta: indexMeta, logger: logger)
+        }
+        if hasLegacy {
+            // The moved B-trees leave the log's environment (also when an earlier version wrote
+            // to them after the move: the log is the truth, and the tail covers what `index/`
+            // lacks).
+            try environment.write { txn in
+                for table in legacyTables { try txn.drop(table) }
+                _ = try txn.delete(meta, key: LedgerTables.indexedKey)
+            }
+            logger.info("removed the index B-trees from the log's environment: they are in index/ now")
+        }
+        return (index, false)
+    }
+
+    /// Fills a new `index/`: with the B-trees of the log's environment, copied in key order
+    /// (`MDB_APPEND`), and their `indexed`; or empty, `indexed` 0 (the tail then covers the whole
+    /// log until the first merge). One transaction, marked complete in it.
+    private static func moveLegacyIndex(
+        from environment: Environment, tables legacyTables: [Table], meta: Table, into index: Environment, indexMeta: Table, logger: Logger
+    ) throws {
+        let started = DispatchTime.now().uptimeNanoseconds
+        var copied = 0
+        if !legacyTables.isEmpty { logger.info("moving the index B-trees into index/ (once per ledger)") }
+        let indexed = try environment.read { txn in
+            try txn.get(meta, key: LedgerTables.indexedKey).map { $0.withUnsafeBytes { BigEndian.uint64($0) } } ?? 0
+        }
+        try index.write { target in
+            for (offset, name) in LedgerTables.legacyIndexTables.enumerated() {
+                let table = try target.openTable(name, flags: [.create])
+                try target.clear(table)
+                guard offset < legacyTables.count else { continue }
+                try environment.read { source in
+                    try source.withCursor(legacyTables[offset]) { from in
+                        try target.withCursor(table) { to in
+                            var entry = try from.first()
+                            while let current = entry {
+                                try to.put(key: current.key, value: current.value, flags: [.append])
+                                copied += 1
+                                entry = try from.next()
+                            }
+                        }
+                    }
+                }
+            }
+            try target.put(indexMeta, key: LedgerTables.indexedKey, value: BigEndian.bytes(legacyTables.isEmpty ? 0 : indexed), flags: [])
+            try target.put(indexMeta, key: LedgerTables.formatKey, value: LedgerTables.indexFormatValue, flags: [])
+        }
+        if !legacyTables.isEmpty {
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            logger.info("moved the index B-trees into index/", metadata: [
+                "entries": "\(copied)", "indexed": "\(indexed)", "seconds": "\(String(format: "%.2f", seconds))"])
+        }
+    }
+
+    private static func openIndexEnvironment(at path: String, options: Environment.Options) throws -> Environment {
+        do {
+            return try Environment(path: path, options: options)
+        } catch LMDBError.invalid {
+            throw LedgerError.incompatible(path: path, reason: "data.mdb is not an LMDB file")
+        } catch {
+            throw LedgerError.storage("cannot open \(path): \(error)")
         }
     }
 

@@ -1,14 +1,14 @@
 import LMDB
 
-/// The ledger's tables, all in one LMDB environment so one write transaction updates them
-/// atomically. `docs/storage-format.md` documents each key and value.
+/// The ledger's tables. The log, the rejections and `meta` are in the ledger's LMDB
+/// environment, so one write transaction updates them atomically. The `streams` and
+/// `idempotency` B-trees are derived from the log and live with their own `meta.indexed` in a
+/// second environment, `index/` in the ledger directory, which a merge thread of its own
+/// writes while the log's writer goes on appending. `docs/storage-format.md` documents each key
+/// and value.
 struct LedgerTables: Sendable {
     /// position (8 bytes, big-endian) → record bytes. Written with `MDB_APPEND`.
     let log: Table
-    /// stream ‖ 0x00 ‖ version (8 bytes, big-endian) → position (8 bytes).
-    let streams: Table
-    /// source ‖ 0x00 ‖ id → position (8 bytes): the idempotency index, kept forever.
-    let idempotency: Table
     /// sequence (8 bytes, big-endian) → rejection (JSON). Refused appends, kept as facts.
     let rejections: Table
     /// stream → sequence (8 bytes), duplicates sorted: the rejections that named a stream.
@@ -16,25 +16,47 @@ struct LedgerTables: Sendable {
     /// name → value: format marker and ledger metadata.
     let meta: Table
 
+    /// The environment of the two B-trees: `index/`, or, for a ledger no writer of this
+    /// version has opened yet (read-only openings only), the log's own environment, where
+    /// those B-trees were kept before.
+    let index: Environment
+    /// stream ‖ 0x00 ‖ version (8 bytes, big-endian) → position (8 bytes). In `index`.
+    let streams: Table
+    /// source ‖ 0x00 ‖ id → position (8 bytes): the idempotency index, kept forever. In `index`.
+    let idempotency: Table
+    /// `indexed` (and the index format marker), in `index`.
+    let indexMeta: Table
+
     static let formatKey = Array("format".utf8)
     static let formatValue = Array("fapiao-ledger/1".utf8)
+    /// In `index/`'s `meta`: set once the environment holds the whole index through `indexed`.
+    static let indexFormatValue = Array("fapiao-index/1".utf8)
     /// Position (8 bytes) through which the `streams` and `idempotency` B-trees hold every
     /// record; later records are in the `TailIndex`, rebuilt from the log.
     static let indexedKey = Array("indexed".utf8)
     /// The chain head as of the last commit: position (8 bytes) ‖ record hash (32 bytes).
     static let headKey = Array("head".utf8)
+    /// The index environment's directory inside the ledger's.
+    static let indexDirectory = "index"
+    /// The names the B-trees had in the log's environment before they moved to `index/`.
+    static let legacyIndexTables = ["streams", "idempotency"]
 
-    static func open(in environment: Environment, create: Bool) throws -> LedgerTables {
+    /// The log's tables, and the index's in `index`; `legacy`: the index is the log
+    /// environment's own old tables (read-only openings of a ledger not moved yet).
+    static func open(in environment: Environment, index: Environment, legacy: Bool, create: Bool) throws -> LedgerTables {
         func table(_ name: String, _ flags: TableFlags = []) throws -> Table {
             try environment.openTable(name, flags: flags, create: create)
         }
+        let meta = try table("meta")
         return LedgerTables(
             log: try table("log"),
-            streams: try table("streams"),
-            idempotency: try table("idempotency"),
             rejections: try table("rejections"),
             rejectionsByStream: try table("rejections_by_stream", [.duplicateSort, .duplicateFixed]),
-            meta: try table("meta"))
+            meta: meta,
+            index: index,
+            streams: try index.openTable("streams", create: create && !legacy),
+            idempotency: try index.openTable("idempotency", create: create && !legacy),
+            indexMeta: legacy ? meta : try index.openTable("meta", create: create))
     }
 }
 

@@ -290,9 +290,15 @@ final class TailIndex: Sendable {
     }
 
     let state = Mutex(State())
+    /// Whether `synchronize` prunes what a reader's snapshot of the B-trees holds. Only in a
+    /// process without a writer: the writer prunes its own tail, after a merge, when its next
+    /// batch takes a fresh snapshot of the index; a reader pruning on its newer snapshot could
+    /// take keys away that the writer's current snapshot lacks.
+    let readersPrune: Bool
 
     /// Starts a tail whose B-trees hold everything through `indexed`.
-    init(indexedThrough indexed: UInt64) {
+    init(indexedThrough indexed: UInt64, readersPrune: Bool = true) {
+        self.readersPrune = readersPrune
         state.withLock {
             $0.indexedThrough = indexed
             $0.coveredThrough = indexed
@@ -318,13 +324,14 @@ final class TailIndex: Sendable {
     }
 
     /// Brings the tail in line with a snapshot whose `meta.indexed` is `indexed` and whose log
-    /// ends at `head`: prunes what the snapshot's B-trees hold, adds what the tail lacks.
-    /// Returns false when the snapshot is older than the tail's last prune (a merge committed
-    /// after the snapshot began): the caller must use a fresh snapshot.
+    /// ends at `head`: prunes what the snapshot's B-trees hold (when `readersPrune`; otherwise
+    /// the tail may overlap the snapshot's B-trees, which answers the same), adds what the tail
+    /// lacks. Returns false when the snapshot is older than the tail's last prune (a merge
+    /// committed after the snapshot began): the caller must use a fresh snapshot.
     func synchronize(with txn: Transaction, tables: LedgerTables, indexed: UInt64, head: UInt64) throws -> Bool {
         try state.withLock { state in
             if indexed < state.indexedThrough { return false }
-            state.prune(through: indexed)
+            if readersPrune { state.prune(through: indexed) }
             if head > state.coveredThrough {
                 var keyBuffer: [UInt8] = []
                 try txn.withCursor(tables.log) { cursor in

@@ -95,7 +95,7 @@ extension Ledger {
     /// position, in this snapshot and every later one (merges only add keys). The records after
     /// it are in no B-tree yet.
     public func indexedThrough() throws -> UInt64 {
-        try environment.read { txn in try txn.indexedThrough(tables: tables) }
+        try tables.index.read { txn in try txn.indexedThrough(tables: tables) }
     }
 
     /// Calls `body` with each stream of the `streams` index whose name lies in `[lower, upper)`
@@ -111,7 +111,7 @@ extension Ledger {
         from lower: [UInt8]? = nil, before upper: [UInt8]? = nil, through last: UInt64,
         _ body: (_ stream: UnsafeRawBufferPointer, _ positions: UnsafeBufferPointer<UInt64>) throws -> Void
     ) throws {
-        try environment.read { txn in
+        try tables.index.read { txn in
             let last = min(last, try txn.indexedThrough(tables: tables))
             guard last > 0 else { return }
             var positions: [UInt64] = []

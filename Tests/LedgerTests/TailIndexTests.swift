@@ -22,7 +22,7 @@ import Testing
         }
         // Closing merged the tail: a fresh (read-only) opening answers from the B-trees alone.
         try await withLedger(at: dir.ledgerPath, options: LedgerOptions(readOnly: true)) { ledger in
-            let indexed = try ledger.read { txn in try txn.indexedThrough(tables: ledger.tables) }
+            let indexed = try ledger.tables.index.read { txn in try txn.indexedThrough(tables: ledger.tables) }
             #expect(indexed == 30)
             #expect(try ledger.streamVersion("s0") == 10)
             #expect(try ledger.stream("s0", limit: 100).map(\.streamVersion) == Array(1...10))
@@ -38,7 +38,8 @@ import Testing
                 let result = try await ledger.append([Fixture.entry(stream: stream, id: "e\(n)", expecting: .version(expected))])
                 #expect(result.positions == [UInt64(n)])
             }
-            #expect(ledger.tail.state.withLock { $0.indexedThrough } >= 42)
+            // Merges run on a thread of their own; past four merges of backlog the writer waits for one.
+            #expect(ledger.tail.state.withLock { $0.indexedThrough } >= 14)
             for n in [1, 7, 8, 49] {
                 let retry = try await ledger.append([Fixture.entry(stream: "inv\(n % 4)", id: "e\(n)")])
                 #expect(retry.positions == [UInt64(n)] && retry.isNew == [false])
@@ -66,7 +67,7 @@ import Testing
                 waited += 1
             }
             #expect(ledger.tail.state.withLock { $0.count } == 0)
-            #expect(try ledger.read { txn in try txn.indexedThrough(tables: ledger.tables) } == 5)
+            #expect(try ledger.tables.index.read { txn in try txn.indexedThrough(tables: ledger.tables) } == 5)
             #expect(try ledger.streamVersion("24112000000015301234") == 5)
         }
     }

@@ -1,0 +1,197 @@
+import Foundation
+import LMDB
+import Testing
+@testable import Ledger
+
+/// The `streams` and `idempotency` B-trees live in `index/`, an LMDB environment of their own
+/// merged by a thread of its own. Ledgers written before kept them in the log's environment: a
+/// writer moves them once; a read-only opening reads them where they are. `index/` is derived
+/// from the log: lost, it is rebuilt.
+@Suite struct IndexEnvironmentTests {
+    static let source = "urn:fapiao:test"
+
+    /// 40 events in 6 streams, `e1`…`e40` at positions 1…40, some requests of several events.
+    static func appendForty(_ ledger: Ledger) async throws {
+        var n = 1
+        while n <= 40 {
+            let count = n % 3 + 1
+            let entries = (n..<min(n + count, 41)).map { Fixture.entry(stream: "s\($0 % 6)", id: "e\($0)") }
+            _ = try await ledger.append(entries)
+            n += count
+        }
+    }
+
+    /// What a ledger of 40 events must answer, wherever its index is.
+    static func expectAnswers(_ ledger: Ledger, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for stream in 0..<6 {
+            let expected = (1...40).filter { $0 % 6 == stream }.map { "e\($0)" }
+            #expect(try ledger.streamVersion("s\(stream)") == UInt64(expected.count), sourceLocation: sourceLocation)
+            #expect(try ledger.stream("s\(stream)", limit: 100).map(\.id) == expected, sourceLocation: sourceLocation)
+        }
+        for n in [1, 3, 25, 26, 40] {
+            #expect(try ledger.position(source: source, id: "e\(n)") == UInt64(n), sourceLocation: sourceLocation)
+        }
+        #expect(try ledger.position(source: source, id: "e41") == nil, sourceLocation: sourceLocation)
+    }
+
+    /// Rewrites a closed ledger into the layout of earlier versions: the B-trees in the log's
+    /// environment, holding the records through `indexed` (the rest left to the tail), and no
+    /// `index/`.
+    static func makeLegacyLayout(at path: String, indexed: UInt64) throws {
+        do {
+            let log = try Environment(path: path, options: Environment.Options(mapSizeBytes: 1 << 26))
+            let index = try Environment(path: path + "/index", options: Environment.Options(mapSizeBytes: 1 << 26, tablesMax: 4))
+            try log.write { target in
+                for name in LedgerTables.legacyIndexTables {
+                    let table = try target.openTable(name, flags: [.create])
+                    try index.read { source in
+                        let from = try source.openTable(name, flags: [])
+                        try source.withCursor(from) { cursor in
+                            var entry = try cursor.first()
+                            while let current = entry {
+                                if BigEndian.uint64(current.value) <= indexed {
+                                    try target.put(table, key: Array(current.key), value: Array(current.value), flags: [])
+                                }
+                                entry = try cursor.next()
+                            }
+                        }
+                    }
+                }
+                let meta = try target.openTable("meta", flags: [])
+                try target.put(meta, key: LedgerTables.indexedKey, value: BigEndian.bytes(indexed), flags: [])
+            }
+        }
+        try FileManager.default.removeItem(atPath: path + "/index")
+    }
+
+    static func logTableNames(at path: String) throws -> [String] {
+        try Environment(path: path, options: Environment.Options(mapSizeBytes: 1 << 26, readOnly: true)).tableNames()
+    }
+
+    @Test func aLedgerWithItsIndexInTheLogsEnvironmentIsReadThereAndMovedByAWriter() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.ledgerPath
+        try await withLedger(at: path, options: LedgerOptions(indexMergeEventsMin: 1_000_000)) { ledger throws in
+            try await Self.appendForty(ledger)
+        }
+        try Self.makeLegacyLayout(at: path, indexed: 25)
+        #expect(try Self.logTableNames(at: path).contains("streams"))
+
+        // Read-only: answers from the old B-trees and the tail, and leaves the ledger as it is.
+        try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
+            #expect(ledger.tables.index === ledger.environment)
+            #expect(try ledger.indexedThrough() == 25)
+            try Self.expectAnswers(ledger)
+        }
+        #expect(!FileManager.default.fileExists(atPath: path + "/index"))
+
+        // A writer moves the B-trees into index/ and takes them out of the log's environment.
+        try await withLedger(at: path, options: LedgerOptions(indexMergeEventsMin: 1_000_000, indexMergeIdleMilliseconds: 600_000)) { ledger throws in
+            #expect(ledger.tables.index !== ledger.environment)
+            #expect(try ledger.indexedThrough() == 25)
+            #expect(ledger.tail.state.withLock { $0.count } == 15)
+            try Self.expectAnswers(ledger)
+            let retry = try await ledger.append([Fixture.entry(stream: "s3", id: "e3")])
+            #expect(retry.positions == [3] && retry.isNew == [false])
+            let error = await appendError(ledger, [Fixture.entry(stream: "s1", id: "late", expecting: .version(3))])
+            #expect(error == .expectationFailed(stream: "s1", expected: .version(3), actualVersion: 7))
+            let next = try await ledger.append([Fixture.entry(stream: "s1", id: "e41", expecting: .version(7))])
+            #expect(next.positions == [41])
+        }
+        let names = try Self.logTableNames(at: path)
+        #expect(!names.contains("streams") && !names.contains("idempotency"))
+        try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
+            #expect(ledger.tables.index !== ledger.environment)
+            #expect(try ledger.indexedThrough() == 41)
+            #expect(try ledger.stream("s1", fromVersion: 7, limit: 10).map(\.id) == ["e37", "e41"])
+            #expect(try ledger.position(source: Self.source, id: "e41") == 41)
+        }
+    }
+
+    @Test func aLostIndexIsRebuiltFromTheLog() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.ledgerPath
+        try await withLedger(at: path, options: LedgerOptions(indexMergeEventsMin: 8)) { ledger throws in
+            try await Self.appendForty(ledger)
+        }
+        try FileManager.default.removeItem(atPath: path + "/index")
+        try await withLedger(at: path, options: LedgerOptions(indexMergeEventsMin: 8, indexMergeIdleMilliseconds: 600_000)) { ledger throws in
+            #expect(try ledger.indexedThrough() == 0)
+            #expect(ledger.tail.state.withLock { $0.count } == 40)
+            try Self.expectAnswers(ledger)
+            let retry = try await ledger.append([Fixture.entry(stream: "s2", id: "e2")])
+            #expect(retry.positions == [2] && retry.isNew == [false])
+        }
+        try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
+            #expect(try ledger.indexedThrough() == 40)
+            try Self.expectAnswers(ledger)
+        }
+    }
+
+    /// A writer that stopped between filling index/ and dropping the old B-trees (or an
+    /// earlier version that wrote to them since) leaves B-trees in the log's environment: the
+    /// next writer drops them, and index/ with the tail answers.
+    @Test func oldBTreesLeftInTheLogsEnvironmentAreDropped() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.ledgerPath
+        try await withLedger(at: path) { ledger in try await Self.appendForty(ledger) }
+        do {
+            let log = try Environment(path: path, options: Environment.Options(mapSizeBytes: 1 << 26))
+            try log.write { txn in
+                let streams = try txn.openTable("streams", flags: [.create])
+                try txn.put(streams, key: Array("stale".utf8), value: BigEndian.bytes(1), flags: [])
+                _ = try txn.openTable("idempotency", flags: [.create])
+            }
+        }
+        try await withLedger(at: path) { ledger throws in
+            try Self.expectAnswers(ledger)
+            #expect(!ledger.tail.readersPrune)
+        }
+        let names = try Self.logTableNames(at: path)
+        #expect(!names.contains("streams") && !names.contains("idempotency"))
+        try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
+            #expect(ledger.tail.readersPrune)
+            try Self.expectAnswers(ledger)
+        }
+    }
+
+    /// Merges run beside the writer: with a merge every 4 events, appends from many tasks and
+    /// readers checking whole streams all along, nothing is lost or seen twice, and the tail
+    /// never holds much more than the backlog the writer allows.
+    @Test func backgroundMergesKeepUpWithManyAppenders() async throws {
+        let dir = TemporaryDirectory()
+        let mergeEvery = 4
+        try await withLedger(at: dir.ledgerPath, options: LedgerOptions(indexMergeEventsMin: mergeEvery)) { ledger throws in
+            let largestTail = try await withThrowingTaskGroup(of: Int.self) { group in
+                for task in 0..<8 {
+                    group.addTask {
+                        var largest = 0
+                        for n in 0..<60 {
+                            let id = task * 100 + n
+                            _ = try await ledger.append([Fixture.entry(stream: "s\(id % 5)", id: "e\(id)")])
+                            largest = max(largest, ledger.tail.state.withLock { $0.count })
+                        }
+                        return largest
+                    }
+                }
+                group.addTask {
+                    for _ in 0..<200 {
+                        for stream in 0..<5 {
+                            let versions = try ledger.stream("s\(stream)", limit: 1_000).map(\.streamVersion)
+                            #expect(versions == Array(stride(from: 1, through: UInt64(versions.count), by: 1)))
+                        }
+                        await Task.yield()
+                    }
+                    return 0
+                }
+                return try await group.reduce(0) { max($0, $1) }
+            }
+            var total = 0
+            for stream in 0..<5 { total += try ledger.stream("s\(stream)", limit: 1_000).count }
+            #expect(total == 480)
+            // A batch (at most 8 events here) is answered before the writer looks at the tail, and
+            // the writer waits only for a running merge: a few batches past the backlog at most.
+            #expect(largestTail <= GroupCommitWriter.tailBacklogMerges * mergeEvery + 3 * 8)
+        }
+    }
+}
