@@ -85,7 +85,10 @@ public final class Ledger: Sendable {
         let indexed = try index.read { txn in try txn.indexedThrough(tables: tables) }
         // A reader prunes the shared tail only in a process without a writer: the writer's
         // batch may be looking up keys in an index snapshot older than the reader's.
-        let tail = TailIndex(indexedThrough: indexed, readersPrune: options.readOnly)
+        // A writer's tail holds a merge's worth of keys, and more while a merge runs.
+        let tail = TailIndex(
+            indexedThrough: indexed, readersPrune: options.readOnly,
+            reserving: options.readOnly ? 0 : min(2 * options.indexMergeEventsMin, 1 << 20))
         guard !options.readOnly else {
             return Ledger(path: path, options: options, environment: environment, tables: tables, tail: tail, writer: nil, logger: logger)
         }

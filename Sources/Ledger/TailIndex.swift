@@ -159,10 +159,9 @@ final class TailIndex: Sendable {
             // Keep the entries after `position` and rebuild the tables around them.
             let dropped = Int(position - indexedThrough)
             let kept = Array(entries[dropped...])
-            let keptArena = Array(arena[Int(kept[0].streamOffset)...])
             let shift = kept[0].streamOffset
             entries.removeAll(keepingCapacity: true)
-            arena = keptArena
+            arena.removeSubrange(0..<Int(shift))
             for i in streamSlots.indices { streamSlots[i] = -1 }
             for i in idSlots.indices { idSlots[i] = -1 }
             indexedThrough = position
@@ -275,7 +274,21 @@ final class TailIndex: Sendable {
 
         /// Doubles both tables (at most half full) and reinserts every entry.
         private mutating func grow() {
-            let capacity = max(1024, streamSlots.count * 2)
+            rehash(capacity: max(1024, streamSlots.count * 2))
+        }
+
+        /// Makes room for `count` entries without growing: a writer's tail fills to a merge's
+        /// worth and more in every merge cycle, and each doubling rehashes every entry on the
+        /// writer's path.
+        mutating func reserve(entries count: Int) {
+            var capacity = 1024
+            while capacity < count * 2 { capacity *= 2 }
+            if capacity > streamSlots.count { rehash(capacity: capacity) }
+            entries.reserveCapacity(count)
+            arena.reserveCapacity(count * 64)
+        }
+
+        private mutating func rehash(capacity: Int) {
             streamSlots = [Int32](repeating: -1, count: capacity)
             idSlots = [Int32](repeating: -1, count: capacity)
             for index in entries.indices {
@@ -297,9 +310,10 @@ final class TailIndex: Sendable {
     let readersPrune: Bool
 
     /// Starts a tail whose B-trees hold everything through `indexed`.
-    init(indexedThrough indexed: UInt64, readersPrune: Bool = true) {
+    init(indexedThrough indexed: UInt64, readersPrune: Bool = true, reserving expected: Int = 0) {
         self.readersPrune = readersPrune
         state.withLock {
+            if expected > 0 { $0.reserve(entries: expected) }
             $0.indexedThrough = indexed
             $0.coveredThrough = indexed
         }
