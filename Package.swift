@@ -36,6 +36,7 @@ let package = Package(
         ),
         // A small, safe wrapper over LMDB. Knows nothing of invoices.
         .target(name: "LMDB", dependencies: ["CLMDB"]),
+        .target(name: "CSchedule"),
         // The invoice domain: keys, tax IDs, money, rules, event types, lifecycles. Pure.
         .target(name: "FapiaoDomain"),
         // The event log, group-commit writer, reads, rejections. Built on the LMDB wrapper.
@@ -43,6 +44,7 @@ let package = Package(
             name: "Ledger",
             dependencies: [
                 "LMDB",
+                "CSchedule",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -200,8 +200,16 @@ struct BatchApplier {
     private var keyBuffer: [UInt8] = []
     private var steps: [Step] = []
     private var newEntries: [Int] = []
+    /// Hashes big requests' records beside the planner (nil: every record hashed inline).
+    let chain: ChainHasher?
+    /// Whether the request being applied is hashed by `chain`.
+    private var pipelined = false
 
-    init(tables: LedgerTables, options: LedgerOptions, tail: TailIndex, filters: IndexFilters?, head: LogHead, collectsRecords: Bool) {
+    init(
+        tables: LedgerTables, options: LedgerOptions, tail: TailIndex, filters: IndexFilters?, head: LogHead, collectsRecords: Bool,
+        chain: ChainHasher? = nil
+    ) {
+        self.chain = chain
         self.filters = filters
         self.collectsRecords = collectsRecords
         self.tables = tables
@@ -217,6 +225,27 @@ struct BatchApplier {
         throws -> Result<AppendResult, LedgerError>
     {
         head.recordedMicros = recordedMicros
+        guard let chain, request.items.count >= options.chainHashedEntriesMin else {
+            pipelined = false
+            return try planAndWrite(request, in: txn, indexTxn: indexTxn, streams: streams)
+        }
+        return try request.records.withUnsafeBytes { records in
+            try request.items.withUnsafeBufferPointer { items in
+                chain.begin(records: records, items: items, position: head.position, previousHash: head.hash, recordedMicros: recordedMicros)
+                pipelined = true
+                var finished = false
+                defer { if !finished { chain.end(cancel: true) } }
+                let result = try planAndWrite(request, in: txn, indexTxn: indexTxn, streams: streams)
+                finished = true
+                chain.end(cancel: { if case .failure = result { return true } else { return false } }())
+                return result
+            }
+        }
+    }
+
+    private mutating func planAndWrite(_ request: PreparedRequest, in txn: Transaction, indexTxn: Transaction, streams: Cursor)
+        throws -> Result<AppendResult, LedgerError>
+    {
         let entries = request.entries
         if let refusal = try plan(request, in: txn, indexTxn: indexTxn, streams: streams) {
             // An empty request names no event, so there is nothing to record about it.
@@ -280,6 +309,7 @@ struct BatchApplier {
                         return .init(index: index, error: .invalid(reason: "id \(event.id) from \(event.source) appears twice in one request with different content"))
                     }
                     steps.append(.duplicateOfEntry(earlier))
+                    if pipelined { chain?.plan(index, version: 0) }
                     continue
                 }
                 guard let stored = try txn.recordBytes(at: original, tables: tables) else {
@@ -289,6 +319,7 @@ struct BatchApplier {
                     return .init(index: index, error: .idempotencyConflict(source: event.source, id: event.id, originalPosition: original))
                 }
                 steps.append(.duplicate(position: original))
+                if pipelined { chain?.plan(index, version: 0) }
                 continue
             }
             let stream = UnsafeRawBufferPointer(rebasing: records[item.streamOffset..<(item.streamOffset + item.streamCount)])
@@ -308,6 +339,7 @@ struct BatchApplier {
             state.add(stream: stream, streamHash: item.streamHash, idKey: idKey, idHash: item.idHash, version: current + 1, position: next)
             newEntries.append(index)
             steps.append(.append(streamVersion: current + 1))
+            if pipelined { chain?.plan(index, version: current + 1) }
         }
         return nil
     }
@@ -327,7 +359,7 @@ struct BatchApplier {
                     let item = request.items[index]
                     let record = UnsafeRawBufferPointer(rebasing: prepared[item.recordOffset..<(item.recordOffset + item.recordCount)])
                     let previousHash = collectsRecords ? head.hash : []
-                    positions[index] = try appendRecord(record, streamVersion: streamVersion, in: txn)
+                    positions[index] = try appendRecord(record, streamVersion: streamVersion, hashedBy: pipelined ? index : nil, in: txn)
                     isNew[index] = true
                     if collectsRecords {
                         let event = request.entries[index].event
@@ -344,10 +376,25 @@ struct BatchApplier {
     }
 
     /// Puts a prepared record at the next position: copied straight into its place in the page
-    /// (`MDB_RESERVE`), its header patched there, then hashed there.
-    private mutating func appendRecord(_ template: UnsafeRawBufferPointer, streamVersion: UInt64, in txn: Transaction) throws -> UInt64 {
+    /// (`MDB_RESERVE`), its header patched there, then hashed there, or, for a request the
+    /// `chain` hashes, its hash taken from there (entry `hashedBy`).
+    private mutating func appendRecord(_ template: UnsafeRawBufferPointer, streamVersion: UInt64, hashedBy entry: Int?, in txn: Transaction) throws -> UInt64 {
         let position = head.position + 1
         var positionKey = position.bigEndian
+        if let entry, let chain {
+            let hash = chain.hash(of: entry)
+            try withUnsafeBytes(of: &positionKey) { key in
+                try txn.put(tables.log, key: key, reserving: template.count, flags: [.append]) { stored in
+                    stored.copyMemory(from: template)
+                    head.hash.withUnsafeBytes { previous in
+                        RecordCodec.patch(stored, position: position, streamVersion: streamVersion, recordedMicros: head.recordedMicros, previousHash: previous)
+                    }
+                }
+            }
+            head.hash.withUnsafeMutableBytes { $0.copyMemory(from: hash) }
+            head.position = position
+            return position
+        }
         try withUnsafeBytes(of: &positionKey) { key in
             // MDB_APPEND: LMDB refuses a key that does not sort last. A free gaplessness check.
             try txn.put(tables.log, key: key, reserving: template.count, flags: [.append]) { stored in

@@ -42,6 +42,9 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var filters: IndexFilters?
     /// Merges the tail into `index/` on a thread of its own.
     private let merger: IndexMerger
+    /// Hashes big requests' records on a thread of its own, beside the planning (not on a
+    /// single core: the two threads would take turns).
+    private let chain: ChainHasher? = ProcessInfo.processInfo.activeProcessorCount > 1 ? ChainHasher() : nil
     /// Set before the thread starts; cleared when it ends. Guarded by `condition`.
     private var thread: Thread?
 
@@ -172,6 +175,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         runJobs()
         mergeAll(reason: "close")
         filters?.stop()
+        chain?.stop()
         condition.lock()
         isFinished = true
         thread = nil // the thread's closure holds this writer: break the cycle
@@ -248,7 +252,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
         filters?.maintain()
         var applier = BatchApplier(
-            tables: tables, options: options, tail: tail, filters: filters, head: start, collectsRecords: observer != nil)
+            tables: tables, options: options, tail: tail, filters: filters, head: start, collectsRecords: observer != nil, chain: chain)
         let now = max(clock(), start.recordedMicros)
         var results: [Result<AppendResult, LedgerError>] = []
         results.reserveCapacity(batch.count)

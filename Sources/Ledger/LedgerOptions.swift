@@ -21,6 +21,9 @@ public struct LedgerOptions: Sendable {
     public var indexMergeEventsMin: Int
     /// An idle writer merges the waiting index keys after this long without appends.
     public var indexMergeIdleMilliseconds: Int
+    /// Requests with at least this many events have their records' hash chain computed on a
+    /// thread of its own, beside the writer's planning (`ChainHasher`). Tests move it.
+    var chainHashedEntriesMin = 64
 
     public static let defaultMapSizeBytes = 64 << 30
 

@@ -1,0 +1,7 @@
+#ifndef FAPIAO_SCHEDULE_H
+#define FAPIAO_SCHEDULE_H
+/// The CPU the calling thread runs on (-1 when unknown).
+int fapiao_current_cpu(void);
+/// Lets the calling thread run on every online CPU but `cpu`; 0 on success.
+int fapiao_avoid_cpu(int cpu);
+#endif
