@@ -75,7 +75,7 @@ import Testing
         }
         #expect(besideOutcomes == inlineOutcomes)
         #expect(besideRecords.count == 1_000 && inlineRecords.count == 1_000)
-        let firstDifference = besideRecords.indices.first { besideRecords[$0] != inlineRecords[$0] }
+        let firstDifference = besideRecords.indices.first { $0 >= inlineRecords.count || besideRecords[$0] != inlineRecords[$0] }
         #expect(firstDifference == nil, "records differ from position \((firstDifference ?? 0) + 1)")
         // The refusals are where the script put them.
         #expect(inlineOutcomes.filter { $0.hasPrefix("refused") }.count == 3)
