@@ -179,16 +179,21 @@ final class RawEnvironment {
     }
 
     /// The read ceiling of `Ledger.stream(_:fromVersion:limit:)`: per query, renew a reset read
-    /// transaction, open a cursor on `streams`, seek to `stream ‖ 0 ‖ version 1`, walk up to
-    /// `limit` entries of that stream, then `mdb_get` each position from `log` and touch the
-    /// record. Returns each query's nanoseconds, in the order of `keys`.
+    /// transaction in `index` and one here, open a cursor on `streams` (in `index`), seek to
+    /// `stream ‖ 0 ‖ version 1`, walk up to `limit` entries of that stream, then `mdb_get` each
+    /// position from `log` and touch the record. Returns each query's nanoseconds, in the order
+    /// of `keys`.
     func streamReadLatencies(
-        keys: [[UInt8]], limit: Int, streams: MDB_dbi, log: MDB_dbi
+        keys: [[UInt8]], limit: Int, index: RawEnvironment, streams: MDB_dbi, log: MDB_dbi
     ) throws -> [UInt64] {
         var txn: OpaquePointer?
         try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin")
         defer { mdb_txn_abort(txn) }
         mdb_txn_reset(txn)
+        var indexTxn: OpaquePointer?
+        try check(mdb_txn_begin(index.handle, nil, UInt32(MDB_RDONLY), &indexTxn), "mdb_txn_begin index")
+        defer { mdb_txn_abort(indexTxn) }
+        mdb_txn_reset(indexTxn)
         var latencies: [UInt64] = []
         latencies.reserveCapacity(keys.count)
         var positions = [UInt64](repeating: 0, count: limit)
@@ -196,9 +201,10 @@ final class RawEnvironment {
         for seekKey in keys {
             let prefixCount = seekKey.count - 8
             let started = Monotonic.nanoseconds()
+            try check(mdb_txn_renew(indexTxn), "mdb_txn_renew index")
             try check(mdb_txn_renew(txn), "mdb_txn_renew")
             var cursor: OpaquePointer?
-            try check(mdb_cursor_open(txn, streams, &cursor), "mdb_cursor_open")
+            try check(mdb_cursor_open(indexTxn, streams, &cursor), "mdb_cursor_open")
             var found = 0
             seekKey.withUnsafeBytes { seek in
                 var key = MDB_val(mv_size: seek.count, mv_data: UnsafeMutableRawPointer(mutating: seek.baseAddress))
@@ -224,6 +230,7 @@ final class RawEnvironment {
                 touched &+= value.mv_size &+ Int(value.mv_data.load(fromByteOffset: value.mv_size - 1, as: UInt8.self))
             }
             mdb_txn_reset(txn)
+            mdb_txn_reset(indexTxn)
             latencies.append(Monotonic.nanoseconds() - started)
             precondition(found == limit, "raw read found \(found) of \(limit) events")
         }

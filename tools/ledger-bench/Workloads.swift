@@ -312,12 +312,14 @@ func runStreamReads(in directory: String, configuration: BenchConfiguration) asy
     }
 
     Progress.say("stream reads: \(Format.grouped(timed.count)) raw cursor seeks + \(limit) gets")
+    // The `streams` index is in the ledger's index/ environment, the log in its own.
     let raw = try RawEnvironment(path: ledgerPath, flags: MDB_RDONLY | MDB_NOLOCK)
-    let streams = try raw.openTable("streams", create: false)
+    let rawIndex = try RawEnvironment(path: ledgerPath + "/index", flags: MDB_RDONLY | MDB_NOLOCK)
+    let streams = try rawIndex.openTable("streams", create: false)
     let log = try raw.openTable("log", create: false)
     let seekKey = { (stream: String) -> [UInt8] in Array(stream.utf8) + [0, 0, 0, 0, 0, 0, 0, 0, 1] }
-    _ = try raw.streamReadLatencies(keys: warmup.map(seekKey), limit: limit, streams: streams, log: log)
-    let rawLatencies = try raw.streamReadLatencies(keys: timed.map(seekKey), limit: limit, streams: streams, log: log)
+    _ = try raw.streamReadLatencies(keys: warmup.map(seekKey), limit: limit, index: rawIndex, streams: streams, log: log)
+    let rawLatencies = try raw.streamReadLatencies(keys: timed.map(seekKey), limit: limit, index: rawIndex, streams: streams, log: log)
 
     return StreamReadResult(
         events: total, streams: configuration.readStreams, queries: timed.count, buildSeconds: buildSeconds,
