@@ -82,7 +82,24 @@ public final class Ledger: Sendable {
         let cleared = try environment.clearStaleReaders()
         if cleared > 0 { logger.info("cleared stale reader slots at open", metadata: ["count": "\(cleared)"]) }
         if !legacy { _ = try index.clearStaleReaders() }
-        let indexed = try index.read { txn in try txn.indexedThrough(tables: tables) }
+        var indexed = try index.read { txn in try txn.indexedThrough(tables: tables) }
+        let logHead = try environment.read { txn in try lastPosition(in: txn, tables: tables) }
+        if indexed > logHead {
+            // An index/ copied after the log (a backup taken in the wrong order) names records
+            // the log does not have. It is derived: a writer rebuilds it.
+            guard !options.readOnly else {
+                throw LedgerError.incompatible(
+                    path: path, reason: "its index/ covers records through \(indexed) but the log ends at \(logHead) (index/ copied after the log?); open it once with a writer (any append or `fapiao projections catch-up`) to rebuild index/, or delete index/")
+            }
+            logger.warning("index/ is ahead of the log (copied after it?): rebuilding it from the log", metadata: [
+                "indexed": "\(indexed)", "head": "\(logHead)"])
+            try index.write { txn in
+                try txn.clear(tables.streams)
+                try txn.clear(tables.idempotency)
+                try txn.put(tables.indexMeta, key: LedgerTables.indexedKey, value: BigEndian.bytes(0), flags: [])
+            }
+            indexed = 0
+        }
         // A reader prunes the shared tail only in a process without a writer: the writer's
         // batch may be looking up keys in an index snapshot older than the reader's.
         // A writer's tail holds a merge's worth of keys, and more while a merge runs.
@@ -93,9 +110,12 @@ public final class Ledger: Sendable {
             return Ledger(path: path, options: options, environment: environment, tables: tables, tail: tail, writer: nil, logger: logger)
         }
         let head = try readHead(environment: environment, tables: tables)
-        // Rebuild the tail from the log: the keys of records after `meta.indexed`.
+        try catchUpIndex(
+            environment: environment, tables: tables, tail: tail, from: indexed, through: head.position, step: options.indexCatchUpEvents,
+            logger: logger)
+        // Rebuild the tail from the log: the keys of records after `indexed`.
         _ = try environment.read { txn in
-            try tail.synchronize(with: txn, tables: tables, indexed: indexed, head: head.position)
+            try tail.synchronize(with: txn, tables: tables, indexed: tail.state.withLock { $0.indexedThrough }, head: head.position)
         }
         let box = LedgerBox()
         let writer = GroupCommitWriter(
@@ -402,6 +422,32 @@ public final class Ledger: Sendable {
             logger.info("moved the index B-trees into index/", metadata: [
                 "entries": "\(copied)", "indexed": "\(indexed)", "seconds": "\(String(format: "%.2f", seconds))"])
         }
+    }
+
+    /// Brings index/ to within `options.indexCatchUpEvents` records of the log's head, a step of
+    /// that many at a time (each step: its keys into the tail, one sorted merge, a prune). A
+    /// lost, deleted or restored-without index/ would otherwise put every key of the log in the
+    /// tail at once.
+    private static func catchUpIndex(
+        environment: Environment, tables: LedgerTables, tail: TailIndex, from indexed: UInt64, through head: UInt64, step: Int, logger: Logger
+    ) throws {
+        guard head > indexed, head - indexed > UInt64(step) else { return }
+        let started = DispatchTime.now().uptimeNanoseconds
+        logger.info("index/ lacks records: merging them from the log before appending", metadata: [
+            "indexed": "\(indexed)", "head": "\(head)"])
+        var done = indexed
+        while head - done > UInt64(step) {
+            let through = done + UInt64(step)
+            _ = try environment.read { txn in
+                try tail.synchronize(with: txn, tables: tables, indexed: done, head: through)
+            }
+            try tables.index.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
+            tail.state.withLock { $0.prune(through: through) }
+            done = through
+            logger.debug("merged the index from the log", metadata: ["through": "\(through)"])
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        logger.info("index/ caught up with the log", metadata: ["indexed": "\(done)", "seconds": "\(String(format: "%.1f", seconds))"])
     }
 
     private static func openIndexEnvironment(at path: String, options: Environment.Options) throws -> Environment {

@@ -24,6 +24,9 @@ public struct LedgerOptions: Sendable {
     /// Requests with at least this many events have their records' hash chain computed on a
     /// thread of its own, beside the writer's planning (`ChainHasher`). Tests move it.
     var chainHashedEntriesMin = 64
+    /// A writer opening a ledger whose index/ lacks more records than this merges them in
+    /// steps of this many before it starts (`Ledger.catchUpIndex`). Tests move it.
+    var indexCatchUpEvents = 1 << 20
 
     public static let defaultMapSizeBytes = 64 << 30
 

@@ -128,6 +128,52 @@ import Testing
         }
     }
 
+    @Test func aLostIndexOfALongLogIsMergedInStepsAtOpen() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.ledgerPath
+        try await withLedger(at: path) { ledger in try await Self.appendForty(ledger) }
+        try FileManager.default.removeItem(atPath: path + "/index")
+        var options = LedgerOptions(indexMergeEventsMin: 1_000, indexMergeIdleMilliseconds: 600_000)
+        options.indexCatchUpEvents = 12
+        try await withLedger(at: path, options: options) { ledger throws in
+            // 40 records: steps through 12, 24 and 36; the last 4 wait in the tail.
+            #expect(try ledger.indexedThrough() == 36)
+            #expect(ledger.tail.state.withLock { $0.count } == 4)
+            try Self.expectAnswers(ledger)
+        }
+    }
+
+    /// A backup that copied index/ after the log holds keys of records the log lacks.
+    @Test func anIndexAheadOfTheLogIsRefusedByReadersAndRebuiltByAWriter() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.ledgerPath
+        let backup = dir.path + "/backup"
+        try await withLedger(at: path) { ledger in try await Self.appendForty(ledger) }
+        try FileManager.default.copyItem(atPath: path, toPath: backup)
+        try await withLedger(at: path) { ledger in
+            _ = try await ledger.append((41...60).map { Fixture.entry(stream: "late", id: "e\($0)") })
+        }
+        try FileManager.default.removeItem(atPath: backup + "/index")
+        try FileManager.default.copyItem(atPath: path + "/index", toPath: backup + "/index")
+
+        do {
+            _ = try await withLedger(at: backup, options: LedgerOptions(readOnly: true)) { _ in }
+            Issue.record("a reader opened a ledger whose index is ahead of its log")
+        } catch let error as LedgerError {
+            guard case let .incompatible(_, reason) = error else { throw error }
+            #expect(reason.contains("through 60 but the log ends at 40"))
+        }
+        try await withLedger(at: backup) { ledger throws in
+            #expect(try ledger.indexedThrough() == 0)
+            try Self.expectAnswers(ledger)
+            #expect(try ledger.streamVersion("late") == 0)
+        }
+        try await withLedger(at: backup, options: LedgerOptions(readOnly: true)) { ledger throws in
+            #expect(try ledger.indexedThrough() == 40)
+            try Self.expectAnswers(ledger)
+        }
+    }
+
     /// A writer that stopped between filling index/ and dropping the old B-trees (or an
     /// earlier version that wrote to them since) leaves B-trees in the log's environment: the
     /// next writer drops them, and index/ with the tail answers.
