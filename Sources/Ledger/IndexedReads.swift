@@ -19,7 +19,18 @@ struct IndexedSnapshot {
     /// The current version of `stream`: how many events it has in this snapshot.
     func streamVersion(_ stream: String) throws -> UInt64 {
         if let entry = tail.latest(of: stream, atOrBefore: head) { return entry.version }
-        return try indexTxn.withCursor(tables.streams) { cursor in try cursor.streamVersion(stream) }
+        return try indexTxn.withCursor(tables.streams) { cursor in
+            let version = try cursor.streamVersion(stream)
+            guard version > 0, indexed > head else { return version }
+            // An index ahead of the log (see `Ledger.open`): the newest version the log holds.
+            var entry = try cursor.seek(exactly: LedgerKeys.streamVersion(stream, version))
+            var current = version
+            while let found = entry, current > 0, BigEndian.uint64(found.value) > head {
+                current -= 1
+                entry = current > 0 ? try cursor.seek(exactly: LedgerKeys.streamVersion(stream, current)) : nil
+            }
+            return current
+        }
     }
 
     /// Positions of `stream`'s events from `fromVersion` on, at most `limit`.
@@ -31,7 +42,9 @@ struct IndexedSnapshot {
             while let current = entry, positions.count < limit,
                 current.key.count == prefix.count + 8, current.key.starts(with: prefix)
             {
-                positions.append(BigEndian.uint64(current.value))
+                let position = BigEndian.uint64(current.value)
+                if position > head { break }  // an index ahead of the log (see `Ledger.open`)
+                positions.append(position)
                 entry = try cursor.next()
             }
         }
@@ -47,9 +60,11 @@ struct IndexedSnapshot {
     /// The position recorded for `(source, id)`, if any.
     func position(source: String, id: String) throws -> UInt64? {
         if let position = tail.position(source: source, id: id, atOrBefore: head) { return position }
-        return try indexTxn.get(tables.idempotency, key: LedgerKeys.idempotency(source: source, id: id)).map {
+        let position = try indexTxn.get(tables.idempotency, key: LedgerKeys.idempotency(source: source, id: id)).map {
             $0.withUnsafeBytes { BigEndian.uint64($0) }
         }
+        // An index ahead of the log (see `Ledger.open`) may name records the log lacks.
+        return position.flatMap { $0 <= head ? $0 : nil }
     }
 }
 

@@ -85,20 +85,24 @@ public final class Ledger: Sendable {
         var indexed = try index.read { txn in try txn.indexedThrough(tables: tables) }
         let logHead = try environment.read { txn in try lastPosition(in: txn, tables: tables) }
         if indexed > logHead {
-            // An index/ copied after the log (a backup taken in the wrong order) names records
-            // the log does not have. It is derived: a writer rebuilds it.
-            guard !options.readOnly else {
-                throw LedgerError.incompatible(
-                    path: path, reason: "its index/ covers records through \(indexed) but the log ends at \(logHead) (index/ copied after the log?); open it once with a writer (any append or `fapiao projections catch-up`) to rebuild index/, or delete index/")
+            // An index/ copied after the log (a backup taken in the wrong order), or a log cut
+            // short after the fact, leaves index entries of records the log lacks. The index is
+            // derived: a writer rebuilds it. A reader goes on (its look-ups of those records
+            // fail as corrupt, and `fapiao check` tells what happened to the log).
+            if options.readOnly {
+                logger.warning(
+                    "index/ covers records the log does not have (copied after the log, or the log cut short?); a writer will rebuild it",
+                    metadata: ["indexed": "\(indexed)", "head": "\(logHead)"])
+            } else {
+                logger.warning("index/ covers records the log does not have (copied after the log?): rebuilding it from the log", metadata: [
+                    "indexed": "\(indexed)", "head": "\(logHead)"])
+                try index.write { txn in
+                    try txn.clear(tables.streams)
+                    try txn.clear(tables.idempotency)
+                    try txn.put(tables.indexMeta, key: LedgerTables.indexedKey, value: BigEndian.bytes(0), flags: [])
+                }
+                indexed = 0
             }
-            logger.warning("index/ is ahead of the log (copied after it?): rebuilding it from the log", metadata: [
-                "indexed": "\(indexed)", "head": "\(logHead)"])
-            try index.write { txn in
-                try txn.clear(tables.streams)
-                try txn.clear(tables.idempotency)
-                try txn.put(tables.indexMeta, key: LedgerTables.indexedKey, value: BigEndian.bytes(0), flags: [])
-            }
-            indexed = 0
         }
         // A reader prunes the shared tail only in a process without a writer: the writer's
         // batch may be looking up keys in an index snapshot older than the reader's.
