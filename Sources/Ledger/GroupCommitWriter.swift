@@ -134,6 +134,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         return observer
     }
 
+    /// Waits until no index merge is running.
+    func waitForIndexMerge() { merger.wait() }
+
     var currentHead: LogHead {
         condition.lock()
         defer { condition.unlock() }

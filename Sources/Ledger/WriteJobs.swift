@@ -91,6 +91,12 @@ extension Ledger {
         }
     }
 
+    /// Waits until no index merge is running (merges run beside the writer; see
+    /// docs/architecture.md, "The index tail"). For measurements that must not overlap one.
+    public func waitForIndexMerge() {
+        writer?.waitForIndexMerge()
+    }
+
     /// `meta.indexed`: the `streams` and `idempotency` indexes hold every record through this
     /// position, in this snapshot and every later one (merges only add keys). The records after
     /// it are in no B-tree yet.

@@ -98,6 +98,10 @@ func report(_ batched: BatchedAppendResult, configuration: BenchConfiguration, r
     details.append(
         "batched append: \(Format.grouped(batched.events)) events in \(Format.grouped(batched.transactions)) transactions;"
             + " ledger \(Format.fixed(batched.ledgerSeconds, 2)) s, raw \(Format.fixed(batched.rawSeconds, 2)) s")
+    let withMerges = Double(batched.events) / (batched.ledgerSeconds + batched.mergeWaitSeconds)
+    details.append(
+        "                index merges still running after the ledger's rounds: \(Format.fixed(batched.mergeWaitSeconds, 2)) s in all;"
+            + " counting them, \(Format.rate(withMerges)) = \(Format.fixed(withMerges / batched.rawRate * 100, 1))% of raw")
     details.append(
         "                written per transaction: ledger \(Format.kibibytes(batched.ledgerWrittenBytes / batched.transactions)),"
             + " raw \(Format.kibibytes(batched.rawWrittenBytes / batched.transactions))")
