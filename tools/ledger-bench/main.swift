@@ -8,6 +8,7 @@
 //   --quick      smaller counts for a smoke run
 //   --check      exit 1 when a target is missed (otherwise always 0: it is a measurement)
 //   --only NAME  run one workload (batched, group or reads), for profiling; prints its details only
+//   --rounds N   ledger and raw alternate in N rounds (default 5); 1 runs each in one go
 import Foundation
 import LMDB
 
@@ -17,11 +18,12 @@ struct CommandLineOptions {
     var check = false
     var only: String?
 
-    static let usage = "usage: ledger-bench [--dir DIR] [--events N] [--quick] [--check] [--only batched|group|reads]"
+    static let usage = "usage: ledger-bench [--dir DIR] [--events N] [--rounds N] [--quick] [--check] [--only batched|group|reads]"
 
     static func parse(_ arguments: [String]) -> CommandLineOptions {
         var options = CommandLineOptions()
         var events: Int?
+        var rounds: Int?
         var rest = arguments.dropFirst()[...]
         func fail(_ message: String) -> Never {
             FileHandle.standardError.write(Data("ledger-bench: \(message)\n\(usage)\n".utf8))
@@ -35,6 +37,9 @@ struct CommandLineOptions {
             case "--events":
                 guard let value = rest.popFirst(), let n = Int(value), n > 0 else { fail("--events needs a positive count") }
                 events = n
+            case "--rounds":
+                guard let value = rest.popFirst(), let n = Int(value), n > 0 else { fail("--rounds needs a positive count") }
+                rounds = n
             case "--quick": options.configuration = .quick
             case "--check": options.check = true
             case "--only":
@@ -49,6 +54,7 @@ struct CommandLineOptions {
             }
         }
         if let events { options.configuration.batchedEvents = events }
+        if let rounds { options.configuration.rounds = rounds }
         return options
     }
 }
