@@ -39,6 +39,8 @@ final class ChainHasher: @unchecked Sendable {
 
     private let writerCPU = Atomic<Int>(-1)
     private var placedAwayFrom = -2
+    /// Requests handed over so far (tests check that big requests do come here).
+    let jobsStarted = Atomic<Int>(0)
     private let planned = Atomic<Int>(0)
     private let hashed = Atomic<Int>(0)
     private let cancelled = Atomic<Bool>(false)
@@ -77,6 +79,7 @@ final class ChainHasher: @unchecked Sendable {
             self.thread = thread
             thread.start()
         }
+        jobsStarted.add(1, ordering: .relaxed)
         started.signal()
     }
 

@@ -134,6 +134,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         return observer
     }
 
+    /// Requests whose hash chain `ChainHasher` computed (0 without one).
+    var chainJobs: Int { chain?.jobsStarted.load(ordering: .relaxed) ?? 0 }
+
     /// Waits until no index merge is running.
     func waitForIndexMerge() { merger.wait() }
 

@@ -19,6 +19,7 @@ struct IndexedSnapshot {
     /// The current version of `stream`: how many events it has in this snapshot.
     func streamVersion(_ stream: String) throws -> UInt64 {
         if let entry = tail.latest(of: stream, atOrBefore: head) { return entry.version }
+        guard tables.hasIndex else { return 0 }
         return try indexTxn.withCursor(tables.streams) { cursor in
             let version = try cursor.streamVersion(stream)
             guard version > 0, indexed > head else { return version }
@@ -37,15 +38,17 @@ struct IndexedSnapshot {
     func streamPositions(_ stream: String, fromVersion: UInt64, limit: Int) throws -> [UInt64] {
         let prefix = Array(stream.utf8) + [0]
         var positions: [UInt64] = []
-        try indexTxn.withCursor(tables.streams) { cursor in
-            var entry = try cursor.seek(atLeast: LedgerKeys.streamVersion(stream, fromVersion))
-            while let current = entry, positions.count < limit,
-                current.key.count == prefix.count + 8, current.key.starts(with: prefix)
-            {
-                let position = BigEndian.uint64(current.value)
-                if position > head { break }  // an index ahead of the log (see `Ledger.open`)
-                positions.append(position)
-                entry = try cursor.next()
+        if tables.hasIndex {
+            try indexTxn.withCursor(tables.streams) { cursor in
+                var entry = try cursor.seek(atLeast: LedgerKeys.streamVersion(stream, fromVersion))
+                while let current = entry, positions.count < limit,
+                    current.key.count == prefix.count + 8, current.key.starts(with: prefix)
+                {
+                    let position = BigEndian.uint64(current.value)
+                    if position > head { break }  // an index ahead of the log (see `Ledger.open`)
+                    positions.append(position)
+                    entry = try cursor.next()
+                }
             }
         }
         if positions.count < limit {
@@ -60,6 +63,7 @@ struct IndexedSnapshot {
     /// The position recorded for `(source, id)`, if any.
     func position(source: String, id: String) throws -> UInt64? {
         if let position = tail.position(source: source, id: id, atOrBefore: head) { return position }
+        guard tables.hasIndex else { return nil }
         let position = try indexTxn.get(tables.idempotency, key: LedgerKeys.idempotency(source: source, id: id)).map {
             $0.withUnsafeBytes { BigEndian.uint64($0) }
         }
@@ -72,7 +76,8 @@ extension Transaction {
     /// `meta.indexed`: the B-trees hold every record through it. On a transaction of the
     /// index's environment (`tables.index`).
     func indexedThrough(tables: LedgerTables) throws -> UInt64 {
-        try LedgerTables.indexedKey.withUnsafeBytes { key in
+        guard tables.hasIndex else { return 0 }
+        return try LedgerTables.indexedKey.withUnsafeBytes { key in
             try get(tables.indexMeta, key: key).map { BigEndian.uint64($0) } ?? 0
         }
     }

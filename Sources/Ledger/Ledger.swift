@@ -72,16 +72,19 @@ public final class Ledger: Sendable {
             throw LedgerError.incompatible(path: path, reason: "it is an LMDB environment of another program (tables: \(existing.prefix(5).joined(separator: ", ")))")
         }
         try checkFormat(of: environment, path: path)
-        let (index, legacy) = try openIndex(of: environment, at: path, existing: existing, options: options, logger: logger)
+        let (index, location) = try openIndex(of: environment, at: path, existing: existing, options: options, logger: logger)
+        if location == .none {
+            logger.notice("the ledger has no finished index/ (a writer builds it at its next open); reading from the log alone")
+        }
         let tables: LedgerTables
         do {
-            tables = try LedgerTables.open(in: environment, index: index, legacy: legacy, create: !options.readOnly)
+            tables = try LedgerTables.open(in: environment, index: index, location: location, create: !options.readOnly)
         } catch LMDBError.notFound {
             throw LedgerError.incompatible(path: path, reason: "it has no fapiao tables")
         }
         let cleared = try environment.clearStaleReaders()
         if cleared > 0 { logger.info("cleared stale reader slots at open", metadata: ["count": "\(cleared)"]) }
-        if !legacy { _ = try index.clearStaleReaders() }
+        if location == .own { _ = try index.clearStaleReaders() }
         var indexed = try index.read { txn in try txn.indexedThrough(tables: tables) }
         let logHead = try environment.read { txn in try lastPosition(in: txn, tables: tables) }
         if indexed > logHead {
@@ -344,13 +347,13 @@ public final class Ledger: Sendable {
     /// where they are (`legacy`).
     private static func openIndex(
         of environment: Environment, at path: String, existing: [String], options: LedgerOptions, logger: Logger
-    ) throws -> (index: Environment, legacy: Bool) {
+    ) throws -> (index: Environment, location: LedgerTables.IndexLocation) {
         let indexPath = path + "/" + LedgerTables.indexDirectory
         let envOptions = Environment.Options(
             mapSizeBytes: options.mapSizeBytes, tablesMax: 4, readersMax: options.readersMax, readOnly: options.readOnly, noSync: false)
         let hasLegacy = LedgerTables.legacyIndexTables.allSatisfy(existing.contains)
         if options.readOnly {
-            guard FileManager.default.fileExists(atPath: indexPath + "/data.mdb") else { return (environment, true) }
+            guard FileManager.default.fileExists(atPath: indexPath + "/data.mdb") else { return (environment, hasLegacy ? .legacy : .none) }
             let index = try openIndexEnvironment(at: indexPath, options: envOptions)
             let marked: [UInt8]?
             do {
@@ -359,9 +362,8 @@ public final class Ledger: Sendable {
             } catch LMDBError.notFound {
                 marked = nil
             }
-            if marked == LedgerTables.indexFormatValue { return (index, false) }
-            guard hasLegacy else { throw LedgerError.incompatible(path: path, reason: "its index/ is incomplete and no writer has opened it since") }
-            return (environment, true)
+            if marked == LedgerTables.indexFormatValue { return (index, .own) }
+            return (environment, hasLegacy ? .legacy : .none)
         }
         try FileManager.default.createDirectory(atPath: indexPath, withIntermediateDirectories: true)
         let index = try openIndexEnvironment(at: indexPath, options: envOptions)
@@ -385,7 +387,7 @@ public final class Ledger: Sendable {
             }
             logger.info("removed the index B-trees from the log's environment: they are in index/ now")
         }
-        return (index, false)
+        return (index, .own)
     }
 
     /// Fills a new `index/`: with the B-trees of the log's environment, copied in key order

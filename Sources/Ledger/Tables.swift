@@ -41,22 +41,52 @@ struct LedgerTables: Sendable {
     /// The names the B-trees had in the log's environment before they moved to `index/`.
     static let legacyIndexTables = ["streams", "idempotency"]
 
-    /// The log's tables, and the index's in `index`; `legacy`: the index is the log
-    /// environment's own old tables (read-only openings of a ledger not moved yet).
-    static func open(in environment: Environment, index: Environment, legacy: Bool, create: Bool) throws -> LedgerTables {
+    /// False when the ledger has no index B-trees anywhere a read-only opening can read them
+    /// (its `index/` missing or unfinished, and nothing left in the log's environment): the
+    /// three index handles then name `meta`, and must not be used; `indexed` is 0 and the tail
+    /// covers the whole log.
+    let hasIndex: Bool
+
+    /// Where a ledger's index B-trees are, as opened.
+    enum IndexLocation {
+        /// In `index/`.
+        case own
+        /// In the log's environment, where versions before `index/` kept them (read-only
+        /// openings of a ledger no writer has moved yet).
+        case legacy
+        /// Nowhere (read-only openings only; see `hasIndex`).
+        case none
+    }
+
+    /// The log's tables, and the index's in `index` as `location` says.
+    static func open(in environment: Environment, index: Environment, location: IndexLocation, create: Bool) throws -> LedgerTables {
         func table(_ name: String, _ flags: TableFlags = []) throws -> Table {
             try environment.openTable(name, flags: flags, create: create)
         }
         let meta = try table("meta")
+        let streams: Table, idempotency: Table, indexMeta: Table
+        switch location {
+        case .own:
+            streams = try index.openTable("streams", create: create)
+            idempotency = try index.openTable("idempotency", create: create)
+            indexMeta = try index.openTable("meta", create: create)
+        case .legacy:
+            streams = try environment.openTable("streams", create: false)
+            idempotency = try environment.openTable("idempotency", create: false)
+            indexMeta = meta
+        case .none:
+            (streams, idempotency, indexMeta) = (meta, meta, meta)
+        }
         return LedgerTables(
             log: try table("log"),
             rejections: try table("rejections"),
             rejectionsByStream: try table("rejections_by_stream", [.duplicateSort, .duplicateFixed]),
             meta: meta,
             index: index,
-            streams: try index.openTable("streams", create: create && !legacy),
-            idempotency: try index.openTable("idempotency", create: create && !legacy),
-            indexMeta: legacy ? meta : try index.openTable("meta", create: create))
+            streams: streams,
+            idempotency: idempotency,
+            indexMeta: indexMeta,
+            hasIndex: location != .none)
     }
 }
 

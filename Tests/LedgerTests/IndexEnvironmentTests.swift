@@ -156,10 +156,14 @@ import Testing
         try FileManager.default.removeItem(atPath: backup + "/index")
         try FileManager.default.copyItem(atPath: path + "/index", toPath: backup + "/index")
 
-        // A reader goes on (with a warning): what the log holds is still answered.
+        // A reader goes on (with a warning): what the log holds is still answered, and what only
+        // the index names is not.
         try await withLedger(at: backup, options: LedgerOptions(readOnly: true)) { ledger throws in
             #expect(try ledger.indexedThrough() == 60)
             try Self.expectAnswers(ledger)
+            #expect(try ledger.streamVersion("late") == 0)
+            #expect(try ledger.stream("late", limit: 100).isEmpty)
+            #expect(try ledger.stream("s1", fromVersion: 5, limit: 100).map(\.id) == ["e25", "e31", "e37"])
         }
         try await withLedger(at: backup) { ledger throws in
             #expect(try ledger.indexedThrough() == 0)
@@ -170,6 +174,53 @@ import Testing
             #expect(try ledger.indexedThrough() == 40)
             try Self.expectAnswers(ledger)
         }
+    }
+
+    /// A backup without index/ (allowed: it is derived): readers answer from the log alone
+    /// before any writer rebuilds it, and create nothing.
+    @Test func aReaderOfALedgerWithoutIndexAnswersFromTheLog() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.ledgerPath
+        try await withLedger(at: path) { ledger in try await Self.appendForty(ledger) }
+        try FileManager.default.removeItem(atPath: path + "/index")
+        try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
+            #expect(!ledger.tables.hasIndex)
+            #expect(try ledger.indexedThrough() == 0)
+            try Self.expectAnswers(ledger)
+        }
+        #expect(!FileManager.default.fileExists(atPath: path + "/index"))
+    }
+
+    /// A writer that stopped inside the move left index/ without its format marker, holding
+    /// part of the keys: the next one fills it again from scratch.
+    @Test func anUnfinishedMoveIsDoneAgain() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.ledgerPath
+        try await withLedger(at: path, options: LedgerOptions(indexMergeEventsMin: 1_000_000)) { ledger in
+            try await Self.appendForty(ledger)
+        }
+        try Self.makeLegacyLayout(at: path, indexed: 30)
+        do {
+            try FileManager.default.createDirectory(atPath: path + "/index", withIntermediateDirectories: true)
+            let index = try Environment(path: path + "/index", options: Environment.Options(mapSizeBytes: 1 << 26, tablesMax: 4))
+            try index.write { txn in
+                let streams = try txn.openTable("streams", flags: [.create])
+                try txn.put(streams, key: Array("s1".utf8) + [0] + BigEndian.bytes(99), value: BigEndian.bytes(999), flags: [])
+                let meta = try txn.openTable("meta", flags: [.create])
+                try txn.put(meta, key: LedgerTables.indexedKey, value: BigEndian.bytes(999), flags: [])
+            }
+        }
+        // Readers do not trust it: no marker.
+        try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
+            #expect(ledger.tables.index === ledger.environment)
+            try Self.expectAnswers(ledger)
+        }
+        try await withLedger(at: path, options: LedgerOptions(indexMergeEventsMin: 1_000_000, indexMergeIdleMilliseconds: 600_000)) { ledger throws in
+            #expect(try ledger.indexedThrough() == 30)
+            try Self.expectAnswers(ledger)
+        }
+        let names = try Self.logTableNames(at: path)
+        #expect(!names.contains("streams") && !names.contains("idempotency"))
     }
 
     /// A writer that stopped between filling index/ and dropping the old B-trees (or an

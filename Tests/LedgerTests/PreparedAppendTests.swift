@@ -78,6 +78,9 @@ import Testing
                 let event = entries[index].event
                 RecordCodec.encode(event, position: 0, streamVersion: 0, recordedMicros: 0, previousHash: RecordCodec.genesisHash, into: &expected)
                 #expect(Array(prepared.records[item.recordOffset..<(item.recordOffset + item.recordCount)]) == expected, "record \(index)")
+                // The codec's encoder shares `writeTemplate`; its decoder does not.
+                let decoded = try prepared.records[item.recordOffset..<(item.recordOffset + item.recordCount)].withUnsafeBytes { try RecordCodec.decode($0) }
+                #expect(decoded.event == event, "record \(index) decodes to its event")
                 #expect(Array(prepared.records[item.streamOffset..<(item.streamOffset + item.streamCount)]) == Array(event.stream.utf8))
                 let idKey = Array(event.source.utf8) + [0] + Array(event.id.utf8)
                 #expect(Array(prepared.idKeys[item.idOffset..<(item.idOffset + item.idCount)]) == idKey)
