@@ -306,16 +306,9 @@ public final class Ledger: Sendable {
         } else if options.readOnly && !FileManager.default.fileExists(atPath: path + "/data.mdb") {
             throw LedgerError.notFound(path: path)
         }
-        let envOptions = Environment.Options(
+        return try openLMDB(at: path, options: Environment.Options(
             mapSizeBytes: options.mapSizeBytes, tablesMax: 32, readersMax: options.readersMax,
-            readOnly: options.readOnly, noSync: false)
-        do {
-            return try Environment(path: path, options: envOptions)
-        } catch LMDBError.invalid {
-            throw LedgerError.incompatible(path: path, reason: "data.mdb is not an LMDB file")
-        } catch {
-            throw LedgerError.storage("cannot open \(path): \(error)")
-        }
+            readOnly: options.readOnly, noSync: false))
     }
 
     private static func checkFormat(of environment: Environment, path: String) throws {
@@ -354,7 +347,7 @@ public final class Ledger: Sendable {
         let hasLegacy = LedgerTables.legacyIndexTables.allSatisfy(existing.contains)
         if options.readOnly {
             guard FileManager.default.fileExists(atPath: indexPath + "/data.mdb") else { return (environment, hasLegacy ? .legacy : .none) }
-            let index = try openIndexEnvironment(at: indexPath, options: envOptions)
+            let index = try openLMDB(at: indexPath, options: envOptions)
             let marked: [UInt8]?
             do {
                 let meta = try index.openTable("meta", create: false)
@@ -366,7 +359,7 @@ public final class Ledger: Sendable {
             return (environment, hasLegacy ? .legacy : .none)
         }
         try FileManager.default.createDirectory(atPath: indexPath, withIntermediateDirectories: true)
-        let index = try openIndexEnvironment(at: indexPath, options: envOptions)
+        let index = try openLMDB(at: indexPath, options: envOptions)
         let indexMeta = try index.openTable("meta", create: true)
         let marked = try index.read { txn in try txn.get(indexMeta, key: LedgerTables.formatKey) }
         if let marked, marked != LedgerTables.indexFormatValue {
@@ -456,7 +449,9 @@ public final class Ledger: Sendable {
         logger.info("index/ caught up with the log", metadata: ["indexed": "\(done)", "seconds": "\(String(format: "%.1f", seconds))"])
     }
 
-    private static func openIndexEnvironment(at path: String, options: Environment.Options) throws -> Environment {
+    /// Opens one LMDB environment of the ledger (its own, or `index/`), its errors in the
+    /// ledger's terms.
+    private static func openLMDB(at path: String, options: Environment.Options) throws -> Environment {
         do {
             return try Environment(path: path, options: options)
         } catch LMDBError.invalid {

@@ -21,6 +21,12 @@ import Testing
         }
     }
 
+    /// A ledger of `appendForty`'s events whose index/ is then lost.
+    static func fortyEventsWithoutIndex(at path: String) async throws {
+        try await withLedger(at: path) { ledger in try await appendForty(ledger) }
+        try FileManager.default.removeItem(atPath: path + "/index")
+    }
+
     /// What a ledger of 40 events must answer, wherever its index is.
     static func expectAnswers(_ ledger: Ledger, sourceLocation: SourceLocation = #_sourceLocation) throws {
         for stream in 0..<6 {
@@ -131,8 +137,7 @@ import Testing
     @Test func aLostIndexOfALongLogIsMergedInStepsAtOpen() async throws {
         let dir = TemporaryDirectory()
         let path = dir.ledgerPath
-        try await withLedger(at: path) { ledger in try await Self.appendForty(ledger) }
-        try FileManager.default.removeItem(atPath: path + "/index")
+        try await Self.fortyEventsWithoutIndex(at: path)
         var options = LedgerOptions(indexMergeEventsMin: 1_000, indexMergeIdleMilliseconds: 600_000)
         options.indexCatchUpEvents = 12
         try await withLedger(at: path, options: options) { ledger throws in
@@ -181,8 +186,7 @@ import Testing
     @Test func aReaderOfALedgerWithoutIndexAnswersFromTheLog() async throws {
         let dir = TemporaryDirectory()
         let path = dir.ledgerPath
-        try await withLedger(at: path) { ledger in try await Self.appendForty(ledger) }
-        try FileManager.default.removeItem(atPath: path + "/index")
+        try await Self.fortyEventsWithoutIndex(at: path)
         try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
             #expect(!ledger.tables.hasIndex)
             #expect(try ledger.indexedThrough() == 0)
