@@ -221,13 +221,13 @@ struct BatchApplier {
 
     /// Applies one request. A refusal is returned (and recorded), never thrown; thrown errors
     /// are storage failures that doom the whole transaction.
-    mutating func apply(_ request: PreparedRequest, recordedMicros: Int64, in txn: Transaction, indexTxn: Transaction, streams: Cursor)
+    mutating func apply(_ request: PreparedRequest, recordedMicros: Int64, in txn: Transaction, index lookups: RunLookups)
         throws -> Result<AppendResult, LedgerError>
     {
         head.recordedMicros = recordedMicros
         guard let chain, request.items.count >= options.chainHashedEntriesMin else {
             pipelined = false
-            return try planAndWrite(request, in: txn, indexTxn: indexTxn, streams: streams)
+            return try planAndWrite(request, in: txn, index: lookups)
         }
         return try request.records.withUnsafeBytes { records in
             try request.items.withUnsafeBufferPointer { items in
@@ -235,7 +235,7 @@ struct BatchApplier {
                 pipelined = true
                 var finished = false
                 defer { if !finished { chain.end(cancel: true) } }
-                let result = try planAndWrite(request, in: txn, indexTxn: indexTxn, streams: streams)
+                let result = try planAndWrite(request, in: txn, index: lookups)
                 finished = true
                 chain.end(cancel: { if case .failure = result { return true } else { return false } }())
                 return result
@@ -243,11 +243,11 @@ struct BatchApplier {
         }
     }
 
-    private mutating func planAndWrite(_ request: PreparedRequest, in txn: Transaction, indexTxn: Transaction, streams: Cursor)
+    private mutating func planAndWrite(_ request: PreparedRequest, in txn: Transaction, index lookups: RunLookups)
         throws -> Result<AppendResult, LedgerError>
     {
         let entries = request.entries
-        if let refusal = try plan(request, in: txn, indexTxn: indexTxn, streams: streams) {
+        if let refusal = try plan(request, in: txn, index: lookups) {
             // An empty request names no event, so there is nothing to record about it.
             if entries.indices.contains(refusal.index) {
                 try recordRejection(refusal.error, entry: entries[refusal.index], request: entries, in: txn)
@@ -266,8 +266,8 @@ struct BatchApplier {
 
     /// Plans the prepared entries into `steps`, adding each new record's keys to the tail.
     /// Returns the first refusal (and takes this request's keys out of the tail again).
-    /// `indexTxn` is a snapshot of `index/` (the B-trees); `streams` a cursor in it.
-    private mutating func plan(_ request: PreparedRequest, in txn: Transaction, indexTxn: Transaction, streams: Cursor) throws -> PreparedRequest.Refusal? {
+    /// `lookups` reads a snapshot of `index/` (its runs).
+    private mutating func plan(_ request: PreparedRequest, in txn: Transaction, index lookups: RunLookups) throws -> PreparedRequest.Refusal? {
         steps.removeAll(keepingCapacity: true)
         newEntries.removeAll(keepingCapacity: true)
         let requestStart = head.position
@@ -276,7 +276,7 @@ struct BatchApplier {
             // The entries before an invalid one are planned first: one of them may be refused first.
             let refusal = try request.records.withUnsafeBytes { records in
                 try request.idKeys.withUnsafeBytes { idKeys in
-                    try planEntries(request, records: records, idKeys: idKeys, state: &state, requestStart: requestStart, in: txn, indexTxn: indexTxn, streams: streams)
+                    try planEntries(request, records: records, idKeys: idKeys, state: &state, requestStart: requestStart, in: txn, index: lookups)
                 }
             } ?? request.refusal
             if refusal != nil { state.truncate(after: requestStart) }
@@ -286,7 +286,7 @@ struct BatchApplier {
 
     private mutating func planEntries(
         _ request: PreparedRequest, records: UnsafeRawBufferPointer, idKeys: UnsafeRawBufferPointer, state: inout TailIndex.State,
-        requestStart: UInt64, in txn: Transaction, indexTxn: Transaction, streams: Cursor
+        requestStart: UInt64, in txn: Transaction, index lookups: RunLookups
     ) throws -> PreparedRequest.Refusal? {
         let entries = request.entries
         var next = requestStart
@@ -296,7 +296,7 @@ struct BatchApplier {
             if let entry = state.entry(ofIdKey: idKey, hash: item.idHash) {
                 original = state.position(ofEntry: entry)
             } else if filters?.mayHoldID(item.idHash) ?? true {
-                original = try indexTxn.get(tables.idempotency, key: idKey).map { BigEndian.uint64($0) }
+                original = try lookups.position(idKey: idKey)
             } else {
                 original = nil
             }
@@ -327,7 +327,7 @@ struct BatchApplier {
             if let entry = state.latestEntry(ofStream: stream, hash: item.streamHash) {
                 current = state.entry(at: entry).version
             } else if filters?.mayHoldStream(item.streamHash) ?? true {
-                current = try streams.streamVersion(stream, keyBuffer: &keyBuffer)
+                current = try lookups.streamVersion(stream, keyBuffer: &keyBuffer)
             } else {
                 current = 0
             }

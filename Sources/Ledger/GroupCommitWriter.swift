@@ -159,6 +159,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
             if batch.isEmpty { continue }
             commit(batch)
+            takeMerged()  // so `waiting` counts only keys no merge has taken
             let waiting = tail.state.withLock { $0.count }
             if waiting >= options.indexMergeEventsMin {
                 // Past a few merges' worth the merges are not keeping up: the writer waits for
@@ -253,7 +254,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         let start = head
         let observer = currentObserver
         if filters == nil {
-            let keys = (try? tables.index.read { txn in try txn.count(tables.idempotency) }) ?? 0
+            let keys = (try? tables.index.read { txn in
+                try txn.indexRuns(tables: tables).reduce(0) { $0 + (try txn.count(tables.idRuns[$1])) }
+            }) ?? 0
             filters = IndexFilters(tables: tables, capacity: 2 * keys)
         }
         filters?.maintain()
@@ -267,9 +270,9 @@ final class GroupCommitWriter: @unchecked Sendable {
             // (`takeMerged` runs before each batch, on this thread).
             try tables.index.read { index in
                 try environment.write { txn in
-                    try index.withCursor(tables.streams) { streams in
+                    try RunLookups.with(index, tables: tables) { lookups in
                         for pending in batch {
-                            results.append(try applier.apply(pending.request, recordedMicros: now, in: txn, indexTxn: index, streams: streams))
+                            results.append(try applier.apply(pending.request, recordedMicros: now, in: txn, index: lookups))
                         }
                     }
                     if applier.head.position != start.position {
@@ -382,21 +385,37 @@ final class IndexMerger: @unchecked Sendable {
         running = true
         let thread = Thread { [self] in
             let started = DispatchTime.now().uptimeNanoseconds
+            var runs: [Int] = []
             var outcome: (any Error)?
             do {
-                try tables.index.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
+                runs = try tables.index.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
             } catch {
                 outcome = error
             }
             let milliseconds = (DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
-            if let outcome {
-                logger.warning("index merge failed; the keys stay in memory and will be merged later", metadata: ["error": "\(outcome)"])
-            } else {
-                logger.debug("merged the index tail", metadata: ["through": "\(through)", "reason": "\(reason)", "ms": "\(milliseconds)"])
-            }
             condition.lock()
             if outcome == nil { mergedThrough = max(mergedThrough, through) }
             failure = outcome
+            condition.unlock()
+            if let outcome {
+                logger.warning("index merge failed; the keys stay in memory and will be merged later", metadata: ["error": "\(outcome)"])
+            } else {
+                logger.debug("merged the index tail", metadata: [
+                    "through": "\(through)", "reason": "\(reason)", "ms": "\(milliseconds)", "runs": "\(runs.count)"])
+            }
+            if runs.count >= LedgerTables.runsMax {
+                // Readers and the writer look keys up in every run: keep them few. A failure
+                // leaves the runs as they are; the next merge tries again.
+                let compacting = DispatchTime.now().uptimeNanoseconds
+                do {
+                    try tables.index.write { txn in try IndexMerge.compact(tables: tables, in: txn) }
+                    logger.debug("compacted the index runs", metadata: [
+                        "ms": "\((DispatchTime.now().uptimeNanoseconds - compacting) / 1_000_000)"])
+                } catch {
+                    logger.warning("index compaction failed; merges go on into the free slots", metadata: ["error": "\(error)"])
+                }
+            }
+            condition.lock()
             running = false
             condition.broadcast()
             condition.unlock()

@@ -159,24 +159,25 @@ final class IndexFilters: @unchecked Sendable {
         _ txn: Transaction, tables: LedgerTables, into filters: inout (streams: KeyFilter, ids: KeyFilter), cancelled: borrowing Atomic<Bool>
     ) throws -> Bool {
         var seen = 0
-        var complete = try txn.withCursor(tables.streams) { cursor in
-            var entry = try cursor.first()
-            var previous: UnsafeRawBufferPointer?
-            while let current = entry {
-                // stream ‖ 0 ‖ version: one insert per stream (its versions are adjacent).
-                let name = UnsafeRawBufferPointer(rebasing: current.key[0..<max(current.key.count - 9, 0)])
-                if previous.map({ !$0.elementsEqual(name) }) ?? true {
-                    filters.streams.insert(keyHash(name))
-                    previous = name
+        for slot in try txn.indexRuns(tables: tables) {
+            let complete = try txn.withCursor(tables.streamRuns[slot]) { cursor in
+                var entry = try cursor.first()
+                var previous: UnsafeRawBufferPointer?
+                while let current = entry {
+                    // stream ‖ 0 ‖ version: one insert per stream (its versions are adjacent).
+                    let name = UnsafeRawBufferPointer(rebasing: current.key[0..<max(current.key.count - 9, 0)])
+                    if previous.map({ !$0.elementsEqual(name) }) ?? true {
+                        filters.streams.insert(keyHash(name))
+                        previous = name
+                    }
+                    seen += 1
+                    if seen & 4095 == 0 && cancelled.load(ordering: .relaxed) { return false }
+                    entry = try cursor.next()
                 }
-                seen += 1
-                if seen & 4095 == 0 && cancelled.load(ordering: .relaxed) { return false }
-                entry = try cursor.next()
+                return true
             }
-            return true
-        }
-        if complete {
-            complete = try txn.withCursor(tables.idempotency) { cursor in
+            guard complete else { return false }
+            let idsComplete = try txn.withCursor(tables.idRuns[slot]) { cursor in
                 var entry = try cursor.first()
                 while let current = entry {
                     filters.ids.insert(keyHash(current.key))
@@ -186,7 +187,9 @@ final class IndexFilters: @unchecked Sendable {
                 }
                 return true
             }
+            guard idsComplete else { return false }
         }
+        let complete = true
         return complete
     }
 }

@@ -15,44 +15,58 @@ struct IndexedSnapshot {
     let tail: TailIndex
     let indexed: UInt64
     let head: UInt64
+    /// The index's live run slots in this snapshot, newest first.
+    let runs: [Int]
 
     /// The current version of `stream`: how many events it has in this snapshot.
     func streamVersion(_ stream: String) throws -> UInt64 {
         if let entry = tail.latest(of: stream, atOrBefore: head) { return entry.version }
-        guard tables.hasIndex else { return 0 }
-        return try indexTxn.withCursor(tables.streams) { cursor in
-            let version = try cursor.streamVersion(stream)
-            guard version > 0, indexed > head else { return version }
-            // An index ahead of the log (see `Ledger.open`): the newest version the log holds.
-            var entry = try cursor.seek(exactly: LedgerKeys.streamVersion(stream, version))
-            var current = version
-            while let found = entry, current > 0, BigEndian.uint64(found.value) > head {
-                current -= 1
-                entry = current > 0 ? try cursor.seek(exactly: LedgerKeys.streamVersion(stream, current)) : nil
+        // Runs hold disjoint stretches of the log, newer runs later ones: the newest run that
+        // has the stream has its latest version.
+        for slot in runs {
+            let version = try indexTxn.withCursor(tables.streamRuns[slot]) { cursor in
+                let version = try cursor.streamVersion(stream)
+                guard version > 0, indexed > head else { return version }
+                // An index ahead of the log (see `Ledger.open`): the newest version the log holds.
+                var entry = try cursor.seek(exactly: LedgerKeys.streamVersion(stream, version))
+                var current = version
+                while let found = entry, current > 0, BigEndian.uint64(found.value) > head {
+                    current -= 1
+                    entry = current > 0 ? try cursor.seek(exactly: LedgerKeys.streamVersion(stream, current)) : nil
+                }
+                return current
             }
-            return current
+            if version > 0 { return version }
         }
+        return 0
     }
 
     /// Positions of `stream`'s events from `fromVersion` on, at most `limit`.
     func streamPositions(_ stream: String, fromVersion: UInt64, limit: Int) throws -> [UInt64] {
         let prefix = Array(stream.utf8) + [0]
         var positions: [UInt64] = []
-        if tables.hasIndex {
-            try indexTxn.withCursor(tables.streams) { cursor in
-                var entry = try cursor.seek(atLeast: LedgerKeys.streamVersion(stream, fromVersion))
+        // Oldest run first: each holds a later stretch of the stream's versions.
+        for slot in runs.reversed() where positions.count < limit {
+            let from = fromVersion + UInt64(positions.count)
+            var pastHead = false
+            try indexTxn.withCursor(tables.streamRuns[slot]) { cursor in
+                var entry = try cursor.seek(atLeast: LedgerKeys.streamVersion(stream, from))
                 while let current = entry, positions.count < limit,
                     current.key.count == prefix.count + 8, current.key.starts(with: prefix)
                 {
                     let position = BigEndian.uint64(current.value)
-                    if position > head { break }  // an index ahead of the log (see `Ledger.open`)
+                    if position > head {  // an index ahead of the log (see `Ledger.open`)
+                        pastHead = true
+                        break
+                    }
                     positions.append(position)
                     entry = try cursor.next()
                 }
             }
+            if pastHead { break }
         }
         if positions.count < limit {
-            let after = positions.isEmpty ? fromVersion : fromVersion + UInt64(positions.count)
+            let after = fromVersion + UInt64(positions.count)
             for entry in tail.entries(of: stream, fromVersion: after, atOrBefore: head) where positions.count < limit {
                 positions.append(entry.position)
             }
@@ -63,12 +77,47 @@ struct IndexedSnapshot {
     /// The position recorded for `(source, id)`, if any.
     func position(source: String, id: String) throws -> UInt64? {
         if let position = tail.position(source: source, id: id, atOrBefore: head) { return position }
-        guard tables.hasIndex else { return nil }
-        let position = try indexTxn.get(tables.idempotency, key: LedgerKeys.idempotency(source: source, id: id)).map {
-            $0.withUnsafeBytes { BigEndian.uint64($0) }
+        let key = LedgerKeys.idempotency(source: source, id: id)
+        for slot in runs {
+            if let position = try indexTxn.get(tables.idRuns[slot], key: key).map({ $0.withUnsafeBytes { BigEndian.uint64($0) } }) {
+                // An index ahead of the log (see `Ledger.open`) may name records the log lacks.
+                return position <= head ? position : nil
+            }
         }
-        // An index ahead of the log (see `Ledger.open`) may name records the log lacks.
-        return position.flatMap { $0 <= head ? $0 : nil }
+        return nil
+    }
+}
+
+/// The writer's look-ups in the index's runs, through one snapshot of `index/`.
+struct RunLookups {
+    let txn: Transaction
+    let tables: LedgerTables
+    /// Live run slots, newest first, and a `streams` cursor on each.
+    let runs: [Int]
+    let streamCursors: [Cursor]
+
+    func position(idKey: UnsafeRawBufferPointer) throws -> UInt64? {
+        for slot in runs {
+            if let value = try txn.get(tables.idRuns[slot], key: idKey) { return BigEndian.uint64(value) }
+        }
+        return nil
+    }
+
+    /// The newest run holding the stream has its latest version.
+    func streamVersion(_ stream: UnsafeRawBufferPointer, keyBuffer: inout [UInt8]) throws -> UInt64 {
+        for cursor in streamCursors {
+            let version = try cursor.streamVersion(stream, keyBuffer: &keyBuffer)
+            if version > 0 { return version }
+        }
+        return 0
+    }
+
+    /// Opens the look-ups on a snapshot of `index/` for `body`.
+    static func with<T>(_ txn: Transaction, tables: LedgerTables, _ body: (RunLookups) throws -> T) throws -> T {
+        let runs = try txn.indexRuns(tables: tables)
+        return try withCursors(runs.map { tables.streamRuns[$0] }, in: txn) { cursors in
+            try body(RunLookups(txn: txn, tables: tables, runs: runs, streamCursors: cursors))
+        }
     }
 }
 
@@ -95,7 +144,9 @@ extension Ledger {
                     let indexed = try indexTxn.indexedThrough(tables: tables)
                     let head = try Self.lastPosition(in: txn, tables: tables)
                     guard try tail.synchronize(with: txn, tables: tables, indexed: indexed, head: head) else { return nil }
-                    let answer = try body(IndexedSnapshot(txn: txn, indexTxn: indexTxn, tables: tables, tail: tail, indexed: indexed, head: head))
+                    let runs = try indexTxn.indexRuns(tables: tables)
+                    let answer = try body(IndexedSnapshot(
+                        txn: txn, indexTxn: indexTxn, tables: tables, tail: tail, indexed: indexed, head: head, runs: runs))
                     // A prune after a merge that committed while `body` ran has taken tail entries
                     // this snapshot's B-trees do not hold: what `body` read may lack them.
                     guard tail.state.withLock({ $0.indexedThrough }) <= indexed else { return nil }
@@ -176,9 +227,11 @@ enum IndexMerge {
                     for key in keys {
                         var value = key.position.bigEndian
                         try withUnsafeBytes(of: &value) { value in
+                            // Into an empty run, in order: LMDB fills each page and refuses
+                            // a key out of order.
                             try cursor.put(
                                 key: UnsafeRawBufferPointer(rebasing: arena[Int(key.offset)..<Int(key.offset + key.count)]),
-                                value: value, flags: [.noOverwrite])
+                                value: value, flags: [.append])
                         }
                     }
                 }
@@ -186,14 +239,17 @@ enum IndexMerge {
         }
     }
 
-    /// Copies the tail's keys through `through`, sorted by key, so the B-tree inserts walk the
-    /// trees in order and share pages. The keys taken are those of records after the B-trees' own `indexed` (the tail may still
-    /// hold ones merged before, until the writer prunes them).
-    static func merge(tail: TailIndex, through: UInt64, tables: LedgerTables, in txn: Transaction) throws {
+    /// Writes the tail's keys through `through`, sorted, as a new run: into the tables of a free
+    /// slot with `MDB_APPEND`, so only the new keys' pages are written, full. The keys taken are
+    /// those of records after the index's own `indexed` (the tail may still hold ones merged
+    /// before, until the writer prunes them). Returns the runs now live, newest first.
+    @discardableResult
+    static func merge(tail: TailIndex, through: UInt64, tables: LedgerTables, in txn: Transaction) throws -> [Int] {
         var streamKeys = SortedKeys()
         var idKeys = SortedKeys()
         let after = try txn.indexedThrough(tables: tables)
-        guard through > after else { return }
+        let runs = try txn.indexRuns(tables: tables)
+        guard through > after else { return runs }
         let covered = tail.state.withLock { state -> Bool in
             guard state.indexedThrough <= after, state.coveredThrough >= through else { return false }
             let first = Int(after - state.indexedThrough)
@@ -215,8 +271,93 @@ enum IndexMerge {
         }
         streamKeys.sort()
         idKeys.sort()
-        try streamKeys.put(into: tables.streams, in: txn)
-        try idKeys.put(into: tables.idempotency, in: txn)
+        let slot = try freeSlot(besides: runs, tables: tables, in: txn)
+        try streamKeys.put(into: tables.streamRuns[slot], in: txn)
+        try idKeys.put(into: tables.idRuns[slot], in: txn)
+        let live = [slot] + runs
+        try txn.storeIndexRuns(live, tables: tables)
         try txn.put(tables.indexMeta, key: LedgerTables.indexedKey, value: BigEndian.bytes(through), flags: [])
+        return live
+    }
+
+    /// An empty slot for a new run (emptied again to be sure: a slot leaves the live list in the
+    /// transaction that empties it).
+    private static func freeSlot(besides runs: [Int], tables: LedgerTables, in txn: Transaction) throws -> Int {
+        guard let slot = (0..<tables.streamRuns.count).first(where: { !runs.contains($0) }) else {
+            throw LedgerError.storage("index/ has no free run slot (\(runs.count) runs live); they should have been merged at \(LedgerTables.runsMax)")
+        }
+        try txn.clear(tables.streamRuns[slot])
+        try txn.clear(tables.idRuns[slot])
+        return slot
+    }
+
+    /// Merges runs into one, in a free slot (a k-way merge of sorted tables written with
+    /// `MDB_APPEND`), and empties them. Keys are unique across runs. The oldest run (the
+    /// biggest) is left alone while the newer ones together hold fewer keys than it: so it is
+    /// rewritten only each time the index has about doubled, and each key is rewritten a few
+    /// times over the index's life rather than at every merge.
+    static func compact(tables: LedgerTables, in txn: Transaction) throws {
+        let runs = try txn.indexRuns(tables: tables)
+        guard runs.count > 1 else { return }
+        let base = runs[runs.count - 1]
+        let newer = Array(runs.dropLast())
+        let newerKeys = try newer.reduce(0) { $0 + (try txn.count(tables.idRuns[$1])) }
+        let merged = newerKeys < (try txn.count(tables.idRuns[base])) ? newer : runs
+        guard merged.count > 1 else { return }
+        let slot = try freeSlot(besides: runs, tables: tables, in: txn)
+        try mergeRuns(merged.map { tables.streamRuns[$0] }, into: tables.streamRuns[slot], in: txn)
+        try mergeRuns(merged.map { tables.idRuns[$0] }, into: tables.idRuns[slot], in: txn)
+        for old in merged {
+            try txn.clear(tables.streamRuns[old])
+            try txn.clear(tables.idRuns[old])
+        }
+        // Runs stay newest first: the merged run covers the newest stretch it was made of.
+        try txn.storeIndexRuns(merged.count == runs.count ? [slot] : [slot, base], tables: tables)
+    }
+
+    private static func mergeRuns(_ sources: [Table], into target: Table, in txn: Transaction) throws {
+        try txn.withCursor(target) { out in
+            try withCursors(sources, in: txn) { cursors in
+                try RunMerge.walk(cursors, from: nil, before: nil) { key, value in
+                    try out.put(key: key, value: value, flags: [.append])
+                    return true
+                }
+            }
+        }
+    }
+}
+
+/// Calls `body` with a cursor on each of `tables`, in one transaction.
+func withCursors<T>(_ tables: [Table], in txn: Transaction, _ body: ([Cursor]) throws -> T) throws -> T {
+    func open(_ index: Int, _ opened: [Cursor]) throws -> T {
+        guard index < tables.count else { return try body(opened) }
+        return try txn.withCursor(tables[index]) { cursor in try open(index + 1, opened + [cursor]) }
+    }
+    return try open(0, [])
+}
+
+/// Reads several sorted runs as one: every entry of every cursor's table in `[lower, upper)`,
+/// in LMDB's key order (keys are unique across the runs).
+enum RunMerge {
+    /// `body` returns false to stop.
+    static func walk(
+        _ cursors: [Cursor], from lower: [UInt8]?, before upper: [UInt8]?,
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        var current: [Cursor.Entry?] = try cursors.map { cursor in
+            try lower.map { try cursor.seek(atLeast: $0) } ?? cursor.first()
+        }
+        while true {
+            var smallest: Int?
+            for index in current.indices {
+                guard let entry = current[index] else { continue }
+                if let best = smallest, let bestEntry = current[best], KeyOrder.compare(entry.key, bestEntry.key) >= 0 { continue }
+                smallest = index
+            }
+            guard let index = smallest, let entry = current[index] else { return }
+            if let upper, upper.withUnsafeBytes({ KeyOrder.compare(entry.key, $0) }) >= 0 { return }
+            guard try body(entry.key, entry.value) else { return }
+            current[index] = try cursors[index].next()
+        }
     }
 }

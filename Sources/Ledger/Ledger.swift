@@ -100,8 +100,11 @@ public final class Ledger: Sendable {
                 logger.warning("index/ covers records the log does not have (copied after the log?): rebuilding it from the log", metadata: [
                     "indexed": "\(indexed)", "head": "\(logHead)"])
                 try index.write { txn in
-                    try txn.clear(tables.streams)
-                    try txn.clear(tables.idempotency)
+                    for slot in tables.streamRuns.indices {
+                        try txn.clear(tables.streamRuns[slot])
+                        try txn.clear(tables.idRuns[slot])
+                    }
+                    try txn.storeIndexRuns([], tables: tables)
                     try txn.put(tables.indexMeta, key: LedgerTables.indexedKey, value: BigEndian.bytes(0), flags: [])
                 }
                 indexed = 0
@@ -343,7 +346,7 @@ public final class Ledger: Sendable {
     ) throws -> (index: Environment, location: LedgerTables.IndexLocation) {
         let indexPath = path + "/" + LedgerTables.indexDirectory
         let envOptions = Environment.Options(
-            mapSizeBytes: options.mapSizeBytes, tablesMax: 4, readersMax: options.readersMax, readOnly: options.readOnly, noSync: false)
+            mapSizeBytes: options.mapSizeBytes, tablesMax: UInt32(2 * LedgerTables.runSlots + 4), readersMax: options.readersMax, readOnly: options.readOnly, noSync: false)
         let hasLegacy = LedgerTables.legacyIndexTables.allSatisfy(existing.contains)
         if options.readOnly {
             guard FileManager.default.fileExists(atPath: indexPath + "/data.mdb") else { return (environment, hasLegacy ? .legacy : .none) }
@@ -355,14 +358,23 @@ public final class Ledger: Sendable {
             } catch LMDBError.notFound {
                 marked = nil
             }
-            if marked == LedgerTables.indexFormatValue { return (index, .own) }
+            if marked == LedgerTables.indexFormatValue || marked == LedgerTables.indexFormatValueV1 { return (index, .own) }
             return (environment, hasLegacy ? .legacy : .none)
         }
         try FileManager.default.createDirectory(atPath: indexPath, withIntermediateDirectories: true)
         let index = try openLMDB(at: indexPath, options: envOptions)
         let indexMeta = try index.openTable("meta", create: true)
         let marked = try index.read { txn in try txn.get(indexMeta, key: LedgerTables.formatKey) }
-        if let marked, marked != LedgerTables.indexFormatValue {
+        if marked == LedgerTables.indexFormatValueV1 {
+            // One B-tree pair, slot 0: the first run. The other slots are made in the same
+            // transaction, so a reader that sees version 2 finds every slot.
+            try index.write { txn in
+                try createRunSlots(from: 1, in: txn)  // slot 0 holds the index
+                try txn.put(indexMeta, key: LedgerTables.runsKey, value: [0], flags: [])
+                try txn.put(indexMeta, key: LedgerTables.formatKey, value: LedgerTables.indexFormatValue, flags: [])
+            }
+            logger.info("index/ now keeps its keys in runs (format 2)")
+        } else if let marked, marked != LedgerTables.indexFormatValue {
             throw LedgerError.incompatible(path: path, reason: "its index/ has format \(String(decoding: marked, as: UTF8.self)), expected \(String(decoding: LedgerTables.indexFormatValue, as: UTF8.self))")
         }
         let legacyTables = hasLegacy ? try LedgerTables.legacyIndexTables.map { try environment.openTable($0, create: false) } : []
@@ -396,9 +408,9 @@ public final class Ledger: Sendable {
             try txn.get(meta, key: LedgerTables.indexedKey).map { $0.withUnsafeBytes { BigEndian.uint64($0) } } ?? 0
         }
         try index.write { target in
+            try createRunSlots(in: target)
             for (offset, name) in LedgerTables.legacyIndexTables.enumerated() {
                 let table = try target.openTable(name, flags: [.create])
-                try target.clear(table)
                 guard offset < legacyTables.count else { continue }
                 try environment.read { source in
                     try source.withCursor(legacyTables[offset]) { from in
@@ -413,6 +425,8 @@ public final class Ledger: Sendable {
                     }
                 }
             }
+            // The old B-trees, if any, are the first run (slot 0).
+            try target.put(indexMeta, key: LedgerTables.runsKey, value: legacyTables.isEmpty ? [] : [0], flags: [])
             try target.put(indexMeta, key: LedgerTables.indexedKey, value: BigEndian.bytes(legacyTables.isEmpty ? 0 : indexed), flags: [])
             try target.put(indexMeta, key: LedgerTables.formatKey, value: LedgerTables.indexFormatValue, flags: [])
         }
@@ -440,13 +454,26 @@ public final class Ledger: Sendable {
             _ = try environment.read { txn in
                 try tail.synchronize(with: txn, tables: tables, indexed: done, head: through)
             }
-            try tables.index.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
+            let runs = try tables.index.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
+            if runs.count >= LedgerTables.runsMax {
+                try tables.index.write { txn in try IndexMerge.compact(tables: tables, in: txn) }
+            }
             tail.state.withLock { $0.prune(through: through) }
             done = through
             logger.debug("merged the index from the log", metadata: ["through": "\(through)"])
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         logger.info("index/ caught up with the log", metadata: ["indexed": "\(done)", "seconds": "\(String(format: "%.1f", seconds))"])
+    }
+
+    /// Creates the run slots' tables from `first` on, emptied (an unfinished fill left some
+    /// behind).
+    private static func createRunSlots(from first: Int = 0, in txn: Transaction) throws {
+        for slot in first..<LedgerTables.runSlots {
+            let names = LedgerTables.runTableNames(slot: slot)
+            try txn.clear(try txn.openTable(names.streams, flags: [.create]))
+            try txn.clear(try txn.openTable(names.ids, flags: [.create]))
+        }
     }
 
     /// Opens one LMDB environment of the ledger (its own, or `index/`), its errors in the

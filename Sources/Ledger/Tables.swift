@@ -20,17 +20,34 @@ struct LedgerTables: Sendable {
     /// version has opened yet (read-only openings only), the log's own environment, where
     /// those B-trees were kept before.
     let index: Environment
-    /// stream ‖ 0x00 ‖ version (8 bytes, big-endian) → position (8 bytes). In `index`.
-    let streams: Table
-    /// source ‖ 0x00 ‖ id → position (8 bytes): the idempotency index, kept forever. In `index`.
-    let idempotency: Table
-    /// `indexed` (and the index format marker), in `index`.
+    /// The index is a few sorted runs (an LSM tree of one level): each merge writes the tail's
+    /// keys, sorted, into an empty slot with `MDB_APPEND`, and when `runsMax` runs have gathered
+    /// they are merged into one. A slot is a pair of tables, by slot number:
+    /// stream ‖ 0x00 ‖ version (8 bytes, big-endian) → position (8 bytes) ...
+    let streamRuns: [Table]
+    /// ... and source ‖ 0x00 ‖ id → position (8 bytes), the idempotency index, kept forever.
+    let idRuns: [Table]
+    /// `indexed`, `runs` (the live slots, newest first) and the index format marker, in `index`.
     let indexMeta: Table
+    let location: IndexLocation
 
     static let formatKey = Array("format".utf8)
     static let formatValue = Array("fapiao-ledger/1".utf8)
     /// In `index/`'s `meta`: set once the environment holds the whole index through `indexed`.
-    static let indexFormatValue = Array("fapiao-index/1".utf8)
+    /// Version 1 had one run, slot 0, and no `runs` key.
+    static let indexFormatValue = Array("fapiao-index/2".utf8)
+    static let indexFormatValueV1 = Array("fapiao-index/1".utf8)
+    /// In `index/`'s `meta`: the live run slots, one byte each, newest first.
+    static let runsKey = Array("runs".utf8)
+    /// Slots: `runsMax` live runs and one to merge them into.
+    static let runsMax = 8
+    static let runSlots = runsMax + 1
+
+    /// The tables of run slot `slot`: `streams`/`idempotency` for slot 0 (the names of the
+    /// single B-trees of earlier versions), `streams.N`/`idempotency.N` after.
+    static func runTableNames(slot: Int) -> (streams: String, ids: String) {
+        slot == 0 ? ("streams", "idempotency") : ("streams.\(slot)", "idempotency.\(slot)")
+    }
     /// Position (8 bytes) through which the `streams` and `idempotency` B-trees hold every
     /// record; later records are in the `TailIndex`, rebuilt from the log.
     static let indexedKey = Array("indexed".utf8)
@@ -42,10 +59,9 @@ struct LedgerTables: Sendable {
     static let legacyIndexTables = ["streams", "idempotency"]
 
     /// False when the ledger has no index B-trees anywhere a read-only opening can read them
-    /// (its `index/` missing or unfinished, and nothing left in the log's environment): the
-    /// three index handles then name `meta`, and must not be used; `indexed` is 0 and the tail
-    /// covers the whole log.
-    let hasIndex: Bool
+    /// (its `index/` missing or unfinished, and nothing left in the log's environment): there
+    /// are no runs, `indexed` is 0 and the tail covers the whole log.
+    var hasIndex: Bool { location != .none }
 
     /// Where a ledger's index B-trees are, as opened.
     enum IndexLocation {
@@ -64,18 +80,27 @@ struct LedgerTables: Sendable {
             try environment.openTable(name, flags: flags, create: create)
         }
         let meta = try table("meta")
-        let streams: Table, idempotency: Table, indexMeta: Table
+        var streamRuns: [Table] = []
+        var idRuns: [Table] = []
+        let indexMeta: Table
         switch location {
         case .own:
-            streams = try index.openTable("streams", create: create)
-            idempotency = try index.openTable("idempotency", create: create)
             indexMeta = try index.openTable("meta", create: create)
+            for slot in 0..<runSlots {
+                let names = runTableNames(slot: slot)
+                do {
+                    streamRuns.append(try index.openTable(names.streams, create: create))
+                    idRuns.append(try index.openTable(names.ids, create: create))
+                } catch LMDBError.notFound where slot > 0 {
+                    break  // an index/ of version 1, read-only: slot 0 alone
+                }
+            }
         case .legacy:
-            streams = try environment.openTable("streams", create: false)
-            idempotency = try environment.openTable("idempotency", create: false)
+            streamRuns = [try environment.openTable("streams", create: false)]
+            idRuns = [try environment.openTable("idempotency", create: false)]
             indexMeta = meta
         case .none:
-            (streams, idempotency, indexMeta) = (meta, meta, meta)
+            indexMeta = meta
         }
         return LedgerTables(
             log: try table("log"),
@@ -83,10 +108,34 @@ struct LedgerTables: Sendable {
             rejectionsByStream: try table("rejections_by_stream", [.duplicateSort, .duplicateFixed]),
             meta: meta,
             index: index,
-            streams: streams,
-            idempotency: idempotency,
+            streamRuns: streamRuns,
+            idRuns: idRuns,
             indexMeta: indexMeta,
-            hasIndex: location != .none)
+            location: location)
+    }
+}
+
+extension Transaction {
+    /// The index's live run slots, newest first, in this snapshot of `tables.index`.
+    func indexRuns(tables: LedgerTables) throws -> [Int] {
+        switch tables.location {
+        case .none: return []
+        case .legacy: return [0]
+        case .own:
+            guard let stored = try get(tables.indexMeta, key: LedgerTables.runsKey) else { return [0] }  // version 1
+            let runs = stored.map { Int($0) }
+            // A reader that opened index/ at version 1 has slot 0 alone; a writer moved it to
+            // runs since.
+            guard runs.allSatisfy({ $0 < tables.streamRuns.count }) else {
+                throw LedgerError.storage("index/ was reorganised since this process opened the ledger; open it again")
+            }
+            return runs
+        }
+    }
+
+    /// Records the live runs (newest first). In a write transaction of `tables.index`.
+    func storeIndexRuns(_ runs: [Int], tables: LedgerTables) throws {
+        try put(tables.indexMeta, key: LedgerTables.runsKey, value: runs.map { UInt8($0) }, flags: [])
     }
 }
 

@@ -127,25 +127,24 @@ extension Ledger {
                 try positions.withUnsafeBufferPointer { try body(stream, $0) }
                 positions.removeAll(keepingCapacity: true)
             }
-            try txn.withCursor(tables.streams) { cursor in
-                // A stream name holds no NUL, so no stream's keys (stream ‖ 0 ‖ version) straddle
-                // a bound that is a stream name.
-                var entry = try lower.map { try cursor.seek(atLeast: $0) } ?? cursor.first()
-                while let current = entry {
-                    if let upper, upper.withUnsafeBytes({ KeyOrder.compare(current.key, $0) }) >= 0 { break }
+            // Every run, merged into one key order. A stream name holds no NUL, so no stream's
+            // keys (stream ‖ 0 ‖ version) straddle a bound that is a stream name.
+            let runs = try txn.indexRuns(tables: tables)
+            try withCursors(runs.map { tables.streamRuns[$0] }, in: txn) { cursors in
+                try RunMerge.walk(cursors, from: lower, before: upper) { key, value in
                     // stream ‖ 0x00 ‖ version (8 bytes) → position (8 bytes)
-                    let nameCount = current.key.count - 9
-                    guard nameCount >= 0, current.key[nameCount] == 0, current.value.count == 8 else {
-                        throw LedgerError.storage("a streams index entry of \(current.key.count) + \(current.value.count) bytes is not stream ‖ 0 ‖ version → position")
+                    let nameCount = key.count - 9
+                    guard nameCount >= 0, key[nameCount] == 0, value.count == 8 else {
+                        throw LedgerError.storage("a streams index entry of \(key.count) + \(value.count) bytes is not stream ‖ 0 ‖ version → position")
                     }
-                    let name = UnsafeRawBufferPointer(rebasing: current.key[0..<nameCount])
+                    let name = UnsafeRawBufferPointer(rebasing: key[0..<nameCount])
                     if name.count != stream.count || (name.count > 0 && memcmp(name.baseAddress!, stream.baseAddress!, name.count) != 0) {
                         try flush()
                         stream = name
                     }
-                    let position = BigEndian.uint64(current.value)
+                    let position = BigEndian.uint64(value)
                     if position <= last { positions.append(position) }
-                    entry = try cursor.next()
+                    return true
                 }
             }
             try flush()

@@ -46,19 +46,23 @@ import Testing
     static func makeLegacyLayout(at path: String, indexed: UInt64) throws {
         do {
             let log = try Environment(path: path, options: Environment.Options(mapSizeBytes: 1 << 26))
-            let index = try Environment(path: path + "/index", options: Environment.Options(mapSizeBytes: 1 << 26, tablesMax: 4))
+            let index = try Environment(path: path + "/index", options: Environment.Options(mapSizeBytes: 1 << 26, tablesMax: 32))
             try log.write { target in
-                for name in LedgerTables.legacyIndexTables {
+                // Every run slot of index/ into the one pair of B-trees of old.
+                for (kind, name) in LedgerTables.legacyIndexTables.enumerated() {
                     let table = try target.openTable(name, flags: [.create])
-                    try index.read { source in
-                        let from = try source.openTable(name, flags: [])
-                        try source.withCursor(from) { cursor in
-                            var entry = try cursor.first()
-                            while let current = entry {
-                                if BigEndian.uint64(current.value) <= indexed {
-                                    try target.put(table, key: Array(current.key), value: Array(current.value), flags: [])
+                    for slot in 0..<LedgerTables.runSlots {
+                        let slotNames = LedgerTables.runTableNames(slot: slot)
+                        try index.read { source in
+                            let from = try source.openTable(kind == 0 ? slotNames.streams : slotNames.ids, flags: [])
+                            try source.withCursor(from) { cursor in
+                                var entry = try cursor.first()
+                                while let current = entry {
+                                    if BigEndian.uint64(current.value) <= indexed {
+                                        try target.put(table, key: Array(current.key), value: Array(current.value), flags: [])
+                                    }
+                                    entry = try cursor.next()
                                 }
-                                entry = try cursor.next()
                             }
                         }
                     }
@@ -225,6 +229,95 @@ import Testing
         }
         let names = try Self.logTableNames(at: path)
         #expect(!names.contains("streams") && !names.contains("idempotency"))
+    }
+
+    /// Each merge writes a run; at `runsMax` runs they are merged (the oldest, biggest one
+    /// only once the newer ones outgrow it). Through all of it, versions, stream reads, the
+    /// stream index and idempotency answer as one index.
+    @Test func runsAreCompactedAndTheIndexAnswersAsOne() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.ledgerPath
+        let options = LedgerOptions(indexMergeEventsMin: 4, indexMergeIdleMilliseconds: 600_000)
+        var mostRuns = 0
+        var compactions = 0
+        var lastRuns = 0
+        try await withLedger(at: path, options: options) { ledger throws in
+            for n in 1...300 {
+                let stream = "inv\(n % 7)"
+                let version = try ledger.streamVersion(stream)
+                _ = try await ledger.append([Fixture.entry(stream: stream, id: "e\(n)", expecting: .version(version))])
+                let runs = try ledger.tables.index.read { txn in try txn.indexRuns(tables: ledger.tables) }
+                mostRuns = max(mostRuns, runs.count)
+                if runs.count < lastRuns { compactions += 1 }
+                lastRuns = runs.count
+                #expect(runs.count <= LedgerTables.runsMax)
+                #expect(Set(runs).count == runs.count)
+            }
+            let retry = try await ledger.append([Fixture.entry(stream: "inv3", id: "e3")])
+            #expect(retry.positions == [3] && retry.isNew == [false])
+        }
+        #expect(mostRuns >= 3)
+        #expect(compactions >= 2)
+        for readOnly in [false, true] {
+            try await withLedger(at: path, options: LedgerOptions(readOnly: readOnly, indexMergeEventsMin: 4)) { ledger throws in
+                let runs = try ledger.tables.index.read { txn in try txn.indexRuns(tables: ledger.tables) }
+                #expect(!runs.isEmpty && runs.count <= LedgerTables.runsMax)
+                var indexed: [String: [UInt64]] = [:]
+                try ledger.streamIndex(through: 300) { stream, positions in
+                    indexed[String(decoding: stream, as: UTF8.self), default: []].append(contentsOf: positions)
+                }
+                for stream in 0..<7 {
+                    let expected = (1...300).filter { $0 % 7 == stream }
+                    #expect(try ledger.streamVersion("inv\(stream)") == UInt64(expected.count))
+                    #expect(try ledger.stream("inv\(stream)", limit: 1_000).map(\.id) == expected.map { "e\($0)" })
+                    #expect(try ledger.stream("inv\(stream)", fromVersion: 20, limit: 5).map(\.streamVersion) == Array(20...24))
+                    #expect(indexed["inv\(stream)"] == expected.map(UInt64.init))
+                }
+                for n in [1, 77, 150, 299, 300] {
+                    #expect(try ledger.position(source: Self.source, id: "e\(n)") == UInt64(n))
+                }
+            }
+        }
+    }
+
+    /// index/ of format 1 (one pair of B-trees, slot 0, no `runs`): read as one run; a writer
+    /// makes it format 2 and goes on in runs.
+    @Test func anIndexOfFormatOneIsReadAndUpgraded() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.ledgerPath
+        try await withLedger(at: path, options: LedgerOptions(indexMergeEventsMin: 1_000_000, indexMergeIdleMilliseconds: 600_000)) { ledger in
+            try await Self.appendForty(ledger)
+        }
+        do {
+            let index = try Environment(path: path + "/index", options: Environment.Options(mapSizeBytes: 1 << 26, tablesMax: 32))
+            try index.write { txn in
+                let meta = try txn.openTable("meta", flags: [])
+                #expect(try txn.get(meta, key: LedgerTables.runsKey) == [0])
+                _ = try txn.delete(meta, key: LedgerTables.runsKey)
+                try txn.put(meta, key: LedgerTables.formatKey, value: LedgerTables.indexFormatValueV1, flags: [])
+                for slot in 1..<LedgerTables.runSlots {
+                    let names = LedgerTables.runTableNames(slot: slot)
+                    try txn.drop(try txn.openTable(names.streams, flags: []))
+                    try txn.drop(try txn.openTable(names.ids, flags: []))
+                }
+            }
+        }
+        try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
+            #expect(ledger.tables.streamRuns.count == 1)
+            try Self.expectAnswers(ledger)
+        }
+        try await withLedger(at: path, options: LedgerOptions(indexMergeEventsMin: 8)) { ledger throws in
+            #expect(ledger.tables.streamRuns.count == LedgerTables.runSlots)
+            try Self.expectAnswers(ledger)
+            for n in 41...80 { _ = try await ledger.append([Fixture.entry(stream: "s\(n % 6)", id: "e\(n)")]) }
+        }
+        try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
+            let runs = try ledger.tables.index.read { txn in try txn.indexRuns(tables: ledger.tables) }
+            #expect(runs.count >= 2)
+            #expect(try ledger.streamVersion("s1") == UInt64((1...80).filter { $0 % 6 == 1 }.count))
+            #expect(try ledger.position(source: Self.source, id: "e80") == 80)
+            #expect(try ledger.position(source: Self.source, id: "e3") == 3)
+        }
     }
 
     /// A writer that stopped between filling index/ and dropping the old B-trees (or an

@@ -44,8 +44,8 @@ struct ToolCompatibilityTests {
         let indexEntries = Self.entries(inStatOutput: indexStat.output)
         #expect(indexEntries["streams"] == 7)
         #expect(indexEntries["idempotency"] == 7)
-        #expect(indexEntries["meta"] == 2) // format, indexed
-        #expect(indexEntries["Main DB"] == 3)
+        #expect(indexEntries["meta"] == 3) // format, indexed, runs
+        #expect(indexEntries["Main DB"] == 2 * LedgerTables.runSlots + 1)  // the run slots and meta
 
         let dump = try run("/usr/bin/mdb_dump", ["-s", "log", path])
         #expect(dump.status == 0)
