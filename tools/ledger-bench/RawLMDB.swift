@@ -100,6 +100,22 @@ final class RawEnvironment {
         return dbi
     }
 
+    /// The value of `key` in `table`, if any.
+    func value(of table: String, key: [UInt8]) throws(RawError) -> [UInt8]? {
+        let dbi = try openTable(table, create: false)
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin")
+        defer { mdb_txn_abort(txn) }
+        var found = MDB_val()
+        let rc = key.withUnsafeBytes { bytes in
+            var k = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+            return mdb_get(txn, dbi, &k, &found)
+        }
+        if rc == MDB_NOTFOUND { return nil }
+        try check(rc, "mdb_get \(table)")
+        return Array(UnsafeRawBufferPointer(start: found.mv_data, count: found.mv_size))
+    }
+
     /// Values of `table` in key order from the 8-byte big-endian key `from` on: a ledger's
     /// `log` table gives its exact record bytes.
     func values(of table: String, from: UInt64, limit: Int) throws(RawError) -> RecordBytes {
@@ -179,12 +195,12 @@ final class RawEnvironment {
     }
 
     /// The read ceiling of `Ledger.stream(_:fromVersion:limit:)`: per query, renew a reset read
-    /// transaction in `index` and one here, open a cursor on `streams` (in `index`), seek to
-    /// `stream ‖ 0 ‖ version 1`, walk up to `limit` entries of that stream, then `mdb_get` each
-    /// position from `log` and touch the record. Returns each query's nanoseconds, in the order
-    /// of `keys`.
+    /// transaction in `index` and one here, and in each of the index's runs (oldest first, until
+    /// `limit` are found) open a cursor, seek to `stream ‖ 0 ‖ version 1` and walk that stream's
+    /// entries; then `mdb_get` each position from `log` and touch the record. Returns each
+    /// query's nanoseconds, in the order of `keys`.
     func streamReadLatencies(
-        keys: [[UInt8]], limit: Int, index: RawEnvironment, streams: MDB_dbi, log: MDB_dbi
+        keys: [[UInt8]], limit: Int, index: RawEnvironment, streams runs: [MDB_dbi], log: MDB_dbi
     ) throws -> [UInt64] {
         var txn: OpaquePointer?
         try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin")
@@ -203,22 +219,26 @@ final class RawEnvironment {
             let started = Monotonic.nanoseconds()
             try check(mdb_txn_renew(indexTxn), "mdb_txn_renew index")
             try check(mdb_txn_renew(txn), "mdb_txn_renew")
-            var cursor: OpaquePointer?
-            try check(mdb_cursor_open(indexTxn, streams, &cursor), "mdb_cursor_open")
             var found = 0
-            seekKey.withUnsafeBytes { seek in
-                var key = MDB_val(mv_size: seek.count, mv_data: UnsafeMutableRawPointer(mutating: seek.baseAddress))
-                var value = MDB_val()
-                var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
-                while rc == MDB_SUCCESS, found < limit, key.mv_size == seek.count,
-                    memcmp(key.mv_data, seek.baseAddress!, prefixCount) == 0
-                {
-                    positions[found] = value.mv_data.loadUnaligned(as: UInt64.self)
-                    found += 1
-                    rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+            // The index's runs, oldest first, as the ledger reads them (the stream's versions
+            // from version 1 on: the seek key's version is 1, so each run's seek is the same).
+            for streams in runs where found < limit {
+                var cursor: OpaquePointer?
+                try check(mdb_cursor_open(indexTxn, streams, &cursor), "mdb_cursor_open")
+                seekKey.withUnsafeBytes { seek in
+                    var key = MDB_val(mv_size: seek.count, mv_data: UnsafeMutableRawPointer(mutating: seek.baseAddress))
+                    var value = MDB_val()
+                    var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+                    while rc == MDB_SUCCESS, found < limit, key.mv_size == seek.count,
+                        memcmp(key.mv_data, seek.baseAddress!, prefixCount) == 0
+                    {
+                        positions[found] = value.mv_data.loadUnaligned(as: UInt64.self)
+                        found += 1
+                        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+                    }
                 }
+                mdb_cursor_close(cursor)
             }
-            mdb_cursor_close(cursor)
             for index in 0..<found {
                 var position = positions[index]
                 var value = MDB_val()

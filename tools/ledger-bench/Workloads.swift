@@ -323,7 +323,9 @@ func runStreamReads(in directory: String, configuration: BenchConfiguration) asy
     // The `streams` index is in the ledger's index/ environment, the log in its own.
     let raw = try RawEnvironment(path: ledgerPath, flags: MDB_RDONLY | MDB_NOLOCK)
     let rawIndex = try RawEnvironment(path: ledgerPath + "/index", flags: MDB_RDONLY | MDB_NOLOCK)
-    let streams = try rawIndex.openTable("streams", create: false)
+    // The live runs (index/ meta `runs`, newest first; absent: slot 0 alone), oldest first.
+    let runSlots = try rawIndex.value(of: "meta", key: Array("runs".utf8)).map { $0.map(Int.init) } ?? [0]
+    let streams = try runSlots.reversed().map { slot in try rawIndex.openTable(slot == 0 ? "streams" : "streams.\(slot)", create: false) }
     let log = try raw.openTable("log", create: false)
     let seekKey = { (stream: String) -> [UInt8] in Array(stream.utf8) + [0, 0, 0, 0, 0, 0, 0, 0, 1] }
     _ = try raw.streamReadLatencies(keys: warmup.map(seekKey), limit: limit, index: rawIndex, streams: streams, log: log)
