@@ -388,6 +388,7 @@ final class IndexMerger: @unchecked Sendable {
             var runs: [Int] = []
             var outcome: (any Error)?
             do {
+                // Compacts first when eight runs are live (in the same transaction).
                 runs = try tables.index.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
             } catch {
                 outcome = error
@@ -402,18 +403,6 @@ final class IndexMerger: @unchecked Sendable {
             } else {
                 logger.debug("merged the index tail", metadata: [
                     "through": "\(through)", "reason": "\(reason)", "ms": "\(milliseconds)", "runs": "\(runs.count)"])
-            }
-            if runs.count >= LedgerTables.runsMax {
-                // Readers and the writer look keys up in every run: keep them few. A failure
-                // leaves the runs as they are; the next merge tries again.
-                let compacting = DispatchTime.now().uptimeNanoseconds
-                do {
-                    try tables.index.write { txn in try IndexMerge.compact(tables: tables, in: txn) }
-                    logger.debug("compacted the index runs", metadata: [
-                        "ms": "\((DispatchTime.now().uptimeNanoseconds - compacting) / 1_000_000)"])
-                } catch {
-                    logger.warning("index compaction failed; merges go on into the free slots", metadata: ["error": "\(error)"])
-                }
             }
             condition.lock()
             running = false

@@ -189,7 +189,6 @@ final class IndexFilters: @unchecked Sendable {
             }
             guard idsComplete else { return false }
         }
-        let complete = true
-        return complete
+        return true
     }
 }

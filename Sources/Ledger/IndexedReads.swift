@@ -24,17 +24,17 @@ struct IndexedSnapshot {
         // Runs hold disjoint stretches of the log, newer runs later ones: the newest run that
         // has the stream has its latest version.
         for slot in runs {
-            let version = try indexTxn.withCursor(tables.streamRuns[slot]) { cursor in
-                let version = try cursor.streamVersion(stream)
-                guard version > 0, indexed > head else { return version }
-                // An index ahead of the log (see `Ledger.open`): the newest version the log holds.
-                var entry = try cursor.seek(exactly: LedgerKeys.streamVersion(stream, version))
-                var current = version
-                while let found = entry, current > 0, BigEndian.uint64(found.value) > head {
-                    current -= 1
-                    entry = current > 0 ? try cursor.seek(exactly: LedgerKeys.streamVersion(stream, current)) : nil
+            let version = try indexTxn.withCursor(tables.streamRuns[slot]) { cursor -> UInt64 in
+                guard indexed > head else { return try cursor.streamVersion(stream) }
+                // An index ahead of the log (see `Ledger.open`): the newest version in this run
+                // whose record the log holds, if any.
+                let prefix = Array(stream.utf8) + [0]
+                var entry = try cursor.seek(atLeast: LedgerKeys.streamEnd(stream)) != nil ? try cursor.previous() : try cursor.last()
+                while let current = entry, current.key.count == prefix.count + 8, current.key.starts(with: prefix) {
+                    if BigEndian.uint64(current.value) <= head { return BigEndian.uint64(current.key, at: prefix.count) }
+                    entry = try cursor.previous()
                 }
-                return current
+                return 0
             }
             if version > 0 { return version }
         }
@@ -240,15 +240,16 @@ enum IndexMerge {
     }
 
     /// Writes the tail's keys through `through`, sorted, as a new run: into the tables of a free
-    /// slot with `MDB_APPEND`, so only the new keys' pages are written, full. The keys taken are
-    /// those of records after the index's own `indexed` (the tail may still hold ones merged
-    /// before, until the writer prunes them). Returns the runs now live, newest first.
+    /// slot with `MDB_APPEND`, so only the new keys' pages are written, full; with eight runs
+    /// live it compacts first (`compact`). The keys taken are those of records after the
+    /// index's own `indexed` (the tail may still hold ones merged before, until the writer
+    /// prunes them). Returns the runs now live, newest first.
     @discardableResult
     static func merge(tail: TailIndex, through: UInt64, tables: LedgerTables, in txn: Transaction) throws -> [Int] {
         var streamKeys = SortedKeys()
         var idKeys = SortedKeys()
         let after = try txn.indexedThrough(tables: tables)
-        let runs = try txn.indexRuns(tables: tables)
+        var runs = try txn.indexRuns(tables: tables)
         guard through > after else { return runs }
         let covered = tail.state.withLock { state -> Bool in
             guard state.indexedThrough <= after, state.coveredThrough >= through else { return false }
@@ -271,6 +272,13 @@ enum IndexMerge {
         }
         streamKeys.sort()
         idKeys.sort()
+        if runs.count >= LedgerTables.runsMax {
+            // Eight runs live: merge some first, in this transaction, so a slot is always free
+            // (a compaction that failed or was cut short leaves them as they were, and the
+            // next merge starts with it again).
+            try compact(tables: tables, in: txn)
+            runs = try txn.indexRuns(tables: tables)
+        }
         let slot = try freeSlot(besides: runs, tables: tables, in: txn)
         try streamKeys.put(into: tables.streamRuns[slot], in: txn)
         try idKeys.put(into: tables.idRuns[slot], in: txn)
@@ -291,19 +299,23 @@ enum IndexMerge {
         return slot
     }
 
-    /// Merges runs into one, in a free slot (a k-way merge of sorted tables written with
-    /// `MDB_APPEND`), and empties them. Keys are unique across runs. The oldest run (the
-    /// biggest) is left alone while the newer ones together hold fewer keys than it: so it is
-    /// rewritten only each time the index has about doubled, and each key is rewritten a few
-    /// times over the index's life rather than at every merge.
+    /// Merges the newest runs into one, in a free slot (a k-way merge of sorted tables written
+    /// with `MDB_APPEND`), and empties them; keys are unique across runs. Size-tiered: the two
+    /// newest, then each older run while the runs taken so far hold at least as many keys as
+    /// it. So older runs are at least as big as everything newer, a run is rewritten only when
+    /// the keys newer than it have caught up with it, and a key is rewritten about log₂ of the
+    /// index's growth times, not at every compaction.
     static func compact(tables: LedgerTables, in txn: Transaction) throws {
         let runs = try txn.indexRuns(tables: tables)
         guard runs.count > 1 else { return }
-        let base = runs[runs.count - 1]
-        let newer = Array(runs.dropLast())
-        let newerKeys = try newer.reduce(0) { $0 + (try txn.count(tables.idRuns[$1])) }
-        let merged = newerKeys < (try txn.count(tables.idRuns[base])) ? newer : runs
-        guard merged.count > 1 else { return }
+        let sizes = try runs.map { try txn.count(tables.idRuns[$0]) }
+        var taken = 2
+        var total = sizes[0] + sizes[1]
+        while taken < runs.count && total >= sizes[taken] {
+            total += sizes[taken]
+            taken += 1
+        }
+        let merged = Array(runs.prefix(taken))
         let slot = try freeSlot(besides: runs, tables: tables, in: txn)
         try mergeRuns(merged.map { tables.streamRuns[$0] }, into: tables.streamRuns[slot], in: txn)
         try mergeRuns(merged.map { tables.idRuns[$0] }, into: tables.idRuns[slot], in: txn)
@@ -311,8 +323,8 @@ enum IndexMerge {
             try txn.clear(tables.streamRuns[old])
             try txn.clear(tables.idRuns[old])
         }
-        // Runs stay newest first: the merged run covers the newest stretch it was made of.
-        try txn.storeIndexRuns(merged.count == runs.count ? [slot] : [slot, base], tables: tables)
+        // Runs stay newest first: the merged run covers the newest stretch of them.
+        try txn.storeIndexRuns([slot] + runs.dropFirst(taken), tables: tables)
     }
 
     private static func mergeRuns(_ sources: [Table], into target: Table, in txn: Transaction) throws {

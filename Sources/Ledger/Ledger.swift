@@ -454,10 +454,7 @@ public final class Ledger: Sendable {
             _ = try environment.read { txn in
                 try tail.synchronize(with: txn, tables: tables, indexed: done, head: through)
             }
-            let runs = try tables.index.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
-            if runs.count >= LedgerTables.runsMax {
-                try tables.index.write { txn in try IndexMerge.compact(tables: tables, in: txn) }
-            }
+            try tables.index.write { txn in try IndexMerge.merge(tail: tail, through: through, tables: tables, in: txn) }
             tail.state.withLock { $0.prune(through: through) }
             done = through
             logger.debug("merged the index from the log", metadata: ["through": "\(through)"])

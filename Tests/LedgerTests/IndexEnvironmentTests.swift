@@ -159,8 +159,9 @@ import Testing
         let backup = dir.path + "/backup"
         try await withLedger(at: path) { ledger in try await Self.appendForty(ledger) }
         try FileManager.default.copyItem(atPath: path, toPath: backup)
-        try await withLedger(at: path) { ledger in
-            _ = try await ledger.append((41...60).map { Fixture.entry(stream: "late", id: "e\($0)") })
+        try await withLedger(at: path, options: LedgerOptions(indexMergeEventsMin: 8)) { ledger in
+            // Stream s1 goes on past the backup's log, in runs of their own (merges every 8).
+            for n in 41...60 { _ = try await ledger.append([Fixture.entry(stream: n % 2 == 0 ? "late" : "s1", id: "e\(n)")]) }
         }
         try FileManager.default.removeItem(atPath: backup + "/index")
         try FileManager.default.copyItem(atPath: path + "/index", toPath: backup + "/index")
@@ -172,6 +173,7 @@ import Testing
             try Self.expectAnswers(ledger)
             #expect(try ledger.streamVersion("late") == 0)
             #expect(try ledger.stream("late", limit: 100).isEmpty)
+            #expect(try ledger.tables.index.read { txn in try txn.indexRuns(tables: ledger.tables) }.count >= 2)
             #expect(try ledger.stream("s1", fromVersion: 5, limit: 100).map(\.id) == ["e25", "e31", "e37"])
         }
         try await withLedger(at: backup) { ledger throws in
@@ -240,6 +242,7 @@ import Testing
         let options = LedgerOptions(indexMergeEventsMin: 4, indexMergeIdleMilliseconds: 600_000)
         var mostRuns = 0
         var compactions = 0
+        var runsLeftByACompaction = 0
         var lastRuns = 0
         try await withLedger(at: path, options: options) { ledger throws in
             for n in 1...300 {
@@ -248,7 +251,10 @@ import Testing
                 _ = try await ledger.append([Fixture.entry(stream: stream, id: "e\(n)", expecting: .version(version))])
                 let runs = try ledger.tables.index.read { txn in try txn.indexRuns(tables: ledger.tables) }
                 mostRuns = max(mostRuns, runs.count)
-                if runs.count < lastRuns { compactions += 1 }
+                if runs.count < lastRuns {
+                    compactions += 1
+                    runsLeftByACompaction = max(runsLeftByACompaction, runs.count)
+                }
                 lastRuns = runs.count
                 #expect(runs.count <= LedgerTables.runsMax)
                 #expect(Set(runs).count == runs.count)
@@ -256,12 +262,22 @@ import Testing
             let retry = try await ledger.append([Fixture.entry(stream: "inv3", id: "e3")])
             #expect(retry.positions == [3] && retry.isNew == [false])
         }
-        #expect(mostRuns >= 3)
+        // Eight runs live at times: the next merge compacted first, in its own transaction.
+        #expect(mostRuns == LedgerTables.runsMax)
         #expect(compactions >= 2)
+        // Size-tiered: a compaction merges only the newer runs while they are smaller than the
+        // next older one; merging every run would leave two (its run and the merge's).
+        #expect(runsLeftByACompaction >= 3)
         for readOnly in [false, true] {
             try await withLedger(at: path, options: LedgerOptions(readOnly: readOnly, indexMergeEventsMin: 4)) { ledger throws in
-                let runs = try ledger.tables.index.read { txn in try txn.indexRuns(tables: ledger.tables) }
+                let (runs, sizes) = try ledger.tables.index.read { txn in
+                    let runs = try txn.indexRuns(tables: ledger.tables)
+                    return (runs, try runs.map { try txn.count(ledger.tables.idRuns[$0]) })
+                }
                 #expect(!runs.isEmpty && runs.count <= LedgerTables.runsMax)
+                // Size-tiered: the oldest run is the biggest (merges of about the same size here).
+                #expect(sizes.last == sizes.max())
+                #expect(sizes.reduce(0, +) == 300)
                 var indexed: [String: [UInt64]] = [:]
                 try ledger.streamIndex(through: 300) { stream, positions in
                     indexed[String(decoding: stream, as: UTF8.self), default: []].append(contentsOf: positions)
