@@ -237,7 +237,8 @@ struct BatchApplier {
                 defer { if !finished { chain.end(cancel: true) } }
                 let result = try planAndWrite(request, in: txn, index: lookups)
                 finished = true
-                chain.end(cancel: { if case .failure = result { return true } else { return false } }())
+                let refused = if case .failure = result { true } else { false }
+                chain.end(cancel: refused)  // a refusal stops the chain thread where it is
                 return result
             }
         }
@@ -381,20 +382,8 @@ struct BatchApplier {
     private mutating func appendRecord(_ template: UnsafeRawBufferPointer, streamVersion: UInt64, hashedBy entry: Int?, in txn: Transaction) throws -> UInt64 {
         let position = head.position + 1
         var positionKey = position.bigEndian
-        if let entry, let chain {
-            let hash = chain.hash(of: entry)
-            try withUnsafeBytes(of: &positionKey) { key in
-                try txn.put(tables.log, key: key, reserving: template.count, flags: [.append]) { stored in
-                    stored.copyMemory(from: template)
-                    head.hash.withUnsafeBytes { previous in
-                        RecordCodec.patch(stored, position: position, streamVersion: streamVersion, recordedMicros: head.recordedMicros, previousHash: previous)
-                    }
-                }
-            }
-            head.hash.withUnsafeMutableBytes { $0.copyMemory(from: hash) }
-            head.position = position
-            return position
-        }
+        // The chain thread's hash of this record, once it has it (it hashes the same bytes).
+        let hashed = entry.flatMap { chain?.hash(of: $0) }
         try withUnsafeBytes(of: &positionKey) { key in
             // MDB_APPEND: LMDB refuses a key that does not sort last. A free gaplessness check.
             try txn.put(tables.log, key: key, reserving: template.count, flags: [.append]) { stored in
@@ -402,9 +391,10 @@ struct BatchApplier {
                 head.hash.withUnsafeBytes { previous in
                     RecordCodec.patch(stored, position: position, streamVersion: streamVersion, recordedMicros: head.recordedMicros, previousHash: previous)
                 }
-                RecordCodec.hash(UnsafeRawBufferPointer(stored), into: &head.hash)
+                if hashed == nil { RecordCodec.hash(UnsafeRawBufferPointer(stored), into: &head.hash) }
             }
         }
+        if let hashed { head.hash.withUnsafeMutableBytes { $0.copyMemory(from: hashed) } }
         head.position = position
         return position
     }

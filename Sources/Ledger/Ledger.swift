@@ -361,6 +361,10 @@ public final class Ledger: Sendable {
             if marked == LedgerTables.indexFormatValue || marked == LedgerTables.indexFormatValueV1 { return (index, .own) }
             return (environment, hasLegacy ? .legacy : .none)
         }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: indexPath, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw LedgerError.incompatible(path: path, reason: "\(indexPath) is a file; it must be the index's directory (move the file away: the index is rebuilt from the log)")
+        }
         try FileManager.default.createDirectory(atPath: indexPath, withIntermediateDirectories: true)
         let index = try openLMDB(at: indexPath, options: envOptions)
         let indexMeta = try index.openTable("meta", create: true)

@@ -336,6 +336,24 @@ import Testing
         }
     }
 
+    @Test func aFileWhereIndexShouldBeIsRefusedWithTheFix() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.ledgerPath
+        try await Self.fortyEventsWithoutIndex(at: path)
+        try Data("not an index".utf8).write(to: URL(fileURLWithPath: path + "/index"))
+        do {
+            _ = try await withLedger(at: path) { _ in }
+            Issue.record("a writer opened a ledger whose index/ is a file")
+        } catch let error as LedgerError {
+            guard case let .incompatible(_, reason) = error else { throw error }
+            #expect(reason.contains("is a file"))
+        }
+        // Nothing was written: the log still answers, read-only, from itself.
+        try await withLedger(at: path, options: LedgerOptions(readOnly: true)) { ledger throws in
+            try Self.expectAnswers(ledger)
+        }
+    }
+
     /// A writer that stopped between filling index/ and dropping the old B-trees (or an
     /// earlier version that wrote to them since) leaves B-trees in the log's environment: the
     /// next writer drops them, and index/ with the tail answers.
